@@ -1,0 +1,38 @@
+"""The `pytorch` reference backend: the eager `edge_vljepa.models` model behind the backend protocol.
+
+Every other backend is compared against this one. Inputs and outputs are numpy arrays checked
+against the contract, exactly as the artifact backends do, so the streaming loop cannot tell them
+apart except by numerics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from edge_vljepa.config import ModelConfig
+from edge_vljepa.contract import build_contract
+from edge_vljepa.models import build_model, method_modules
+from edge_vljepa.weights import load_checkpoint
+
+
+class PyTorchBackend:
+    name = "pytorch"
+
+    def __init__(self, cfg: ModelConfig, checkpoint: str | None = None, seed: int = 0):
+        self.cfg = cfg
+        self.contract = build_contract(cfg)
+        self.model = build_model(cfg, seed=seed)
+        if checkpoint is not None:
+            load_checkpoint(self.model, checkpoint, cfg)
+        self._methods = method_modules(self.model)
+
+    def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        spec = self.contract[method]
+        spec.check_inputs(inputs)
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in spec.inputs]
+        with torch.inference_mode():
+            outputs = self._methods[method](*args)
+        result = {t.name: o.numpy() for t, o in zip(spec.outputs, outputs, strict=True)}
+        spec.check_outputs(result)
+        return result
