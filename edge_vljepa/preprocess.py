@@ -80,10 +80,17 @@ def minilm_model_dir() -> Path:
     return _minilm_tokenizer_file().parent
 
 
+WORLD_TOKENIZER = Path(__file__).resolve().parent / "assets" / "world_tokenizer.json"
+
+
 def tokenizer_file(name: str) -> Path:
-    """Resolve a config's tokenizer name ('minilm', or a path to tokenizer.json / its folder)."""
+    """Resolve a config's tokenizer name: 'minilm' (all-MiniLM-L6-v2's WordPiece), 'world' (the
+    synthetic world's word-level tokenizer, edge_vljepa.data.tokenizer), or a path to tokenizer.json
+    or its folder."""
     if name == "minilm":
         return _minilm_tokenizer_file()
+    if name == "world":
+        return WORLD_TOKENIZER
     path = Path(name)
     if path.is_dir():
         path = path / "tokenizer.json"
