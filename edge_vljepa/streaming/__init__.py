@@ -1,0 +1,31 @@
+"""The streaming selective-decoding loop: what a device runs (numpy, scikit-learn; no torch).
+
+frames -> resample -> window -> backend x_encoder -> predictor -> label bank top-k -> decode policy
+-> y_decoder greedy decoding when asked -> JSON-lines events (VL-JEPA paper section 4.6).
+Backends (PyTorch reference, ExecuTorch, ONNX Runtime, Core ML) plug in through `Backend`.
+"""
+
+from edge_vljepa.streaming.backend import Backend, run_checked
+from edge_vljepa.streaming.decode import decode_text, greedy_decode
+from edge_vljepa.streaming.events import Event, EventWriter, read_events
+from edge_vljepa.streaming.label_bank import LabelBank, l2_normalize
+from edge_vljepa.streaming.loop import StreamSummary, run_stream
+from edge_vljepa.streaming.policies import (
+    POLICIES,
+    DecodeRequest,
+    OfflineSegments,
+    Online,
+    Policy,
+    PolicyError,
+    Uniform,
+    make_policy,
+    ward_segments,
+)
+from edge_vljepa.streaming.window import LagGate, Resampler, Window, WindowBuffer
+
+__all__ = [
+    "POLICIES", "Backend", "DecodeRequest", "Event", "EventWriter", "LabelBank", "LagGate",
+    "OfflineSegments", "Online", "Policy", "PolicyError", "Resampler", "StreamSummary", "Uniform",
+    "Window", "WindowBuffer", "decode_text", "greedy_decode", "l2_normalize", "make_policy",
+    "read_events", "run_checked", "run_stream", "ward_segments",
+]
