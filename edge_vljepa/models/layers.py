@@ -20,13 +20,20 @@ from torch import nn
 MASK_VALUE = -1e4
 
 
+def in_fp32(x: torch.Tensor) -> torch.Tensor:
+    """x as float32; a no-op (no graph node) when it already is. Softmax and norms run in fp32 even in
+    fp16 exports, a known failure point of video transformers in fp16 (TensorRT, Core ML)."""
+    return x if x.dtype == torch.float32 else x.float()
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
               bias: torch.Tensor | None = None) -> torch.Tensor:
     """q (B, H, N, Dh), k/v (B, H, M, Dh), bias broadcastable to (B, H, N, M) -> (B, H, N, Dh)."""
     scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, N, M)
     if bias is not None:
-        scores = scores + bias
-    return scores.softmax(dim=-1) @ v
+        scores = scores + bias.to(scores.dtype)
+    probs = in_fp32(scores).softmax(dim=-1)
+    return (probs if probs.dtype == v.dtype else probs.to(v.dtype)) @ v
 
 
 def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
@@ -63,10 +70,21 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.to(torch.float32)
+        h = in_fp32(x)
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        w = 1.0 + self.weight.to(torch.float32) if self.unit_offset else self.weight.to(torch.float32)
-        return (h * w).to(x.dtype)
+        w = in_fp32(self.weight)
+        out = h * (1.0 + w) if self.unit_offset else h * w
+        return out if out.dtype == x.dtype else out.to(x.dtype)
+
+
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm (same parameters and state dict) computed in fp32 whatever the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
+                            self.eps).to(x.dtype)
 
 
 # --- rotary position embeddings (Llama / Gemma layout: rotate_half, halves not pairs) ----------

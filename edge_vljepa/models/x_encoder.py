@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from edge_vljepa.config import XEncoderConfig, rope_split
-from edge_vljepa.models.layers import attention
+from edge_vljepa.models.layers import LayerNorm, attention
 
 
 def vjepa2_rope_tables(grid: tuple[int, int, int], head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,9 +111,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: XEncoderConfig):
         super().__init__()
-        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.norm1 = LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
         self.attn = RoPEAttention(cfg)
-        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.norm2 = LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
         self.mlp = MLP(cfg)
 
     def forward(self, x, cos, sin):
@@ -129,7 +129,7 @@ class XEncoder(nn.Module):
         self.cfg = cfg
         self.patch_embed = TubeletEmbed(cfg)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        self.norm = LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
         cos, sin = vjepa2_rope_tables(cfg.grid, cfg.head_dim)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
