@@ -179,12 +179,6 @@ class YEncoderConfig:
             _check(self.max_text_len <= self.max_position_embeddings,
                    f"YEncoderConfig.max_text_len ({self.max_text_len}) exceeds "
                    f"max_position_embeddings ({self.max_position_embeddings})")
-        else:
-            # Static shapes: with every text inside one window the sliding-window layers attend
-            # exactly like the global ones, so no windowed mask is needed.
-            _check(self.max_text_len <= self.sliding_window,
-                   f"YEncoderConfig.max_text_len ({self.max_text_len}) must be <= sliding_window "
-                   f"({self.sliding_window}); longer windows are not implemented")
 
 
 @dataclass(frozen=True)
@@ -279,6 +273,11 @@ class ModelConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+# The predictor's captioning query: what the default model was trained to answer with a caption, the
+# streaming CLI's default query, and the query exporters calibrate and check parity with.
+CAPTION_QUERY = "what is happening?"
 
 
 # --- presets ---------------------------------------------------------------------------------

@@ -51,7 +51,6 @@ def test_unknown_preset_lists_valid_names():
     (XEncoderConfig, {"depth": 0}, "depth must be > 0"),
     (PredictorConfig, {"num_attention_heads": 32, "num_key_value_heads": 5}, "grouped-query"),
     (YEncoderConfig, {"arch": "t5"}, "'bert' or 'gemma3'"),
-    (YEncoderConfig, {"max_text_len": 1024}, "sliding_window"),
     (YDecoderConfig, {"eos_token_id": 10**9}, "eos_token_id"),
 ])
 def test_config_validation_names_the_field(klass, kwargs, match):

@@ -8,7 +8,9 @@ Two backbones, chosen by `YEncoderConfig.arch`:
   sandwich norms (pre and post around attention and MLP), Gemma RMSNorm (1 + weight), per-head
   q/k norms, GeGLU, embeddings scaled by sqrt(hidden), RoPE with a local base for sliding-window
   layers and a global base every `sliding_window_pattern`-th layer. Names follow `Gemma3TextModel`.
-  Texts are at most `max_text_len` <= sliding_window tokens, so sliding layers need no window mask.
+  Run bidirectionally, a sliding layer lets token i see token j iff |i - j| <= sliding_window // 2
+  (transformers' EmbeddingGemma); a precomputed band bias enforces it only when `max_text_len` is longer
+  than that reach (not in the paper preset: 64 tokens, reach 256).
 
 Export constraints: static (1, max_text_len) inputs with an attention mask; additive mask bias;
 precomputed position tables; the shared explicit attention.
@@ -21,7 +23,9 @@ from torch import nn
 
 from edge_vljepa.config import YEncoderConfig
 from edge_vljepa.models.layers import (
+    MASK_VALUE,
     GQAttention,
+    LayerNorm,
     RMSNorm,
     SwiGLU,
     attention,
@@ -41,7 +45,7 @@ class _BertEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.norm_eps)
+        self.LayerNorm = LayerNorm(cfg.hidden_size, eps=cfg.norm_eps)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[1]
@@ -75,7 +79,7 @@ class _BertDenseNorm(nn.Module):
     def __init__(self, d_in: int, d_out: int, eps: float):
         super().__init__()
         self.dense = nn.Linear(d_in, d_out)
-        self.LayerNorm = nn.LayerNorm(d_out, eps=eps)
+        self.LayerNorm = LayerNorm(d_out, eps=eps)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dense(x) + residual)
@@ -165,6 +169,9 @@ class Gemma3Backbone(nn.Module):
             cos, sin = rope_tables(positions, rope_inv_freq(cfg.head_dim, theta))
             self.register_buffer(f"rope_cos_{kind}", cos, persistent=False)
             self.register_buffer(f"rope_sin_{kind}", sin, persistent=False)
+        reach, i = cfg.sliding_window // 2, positions
+        band = torch.where((i[:, None] - i[None]).abs() <= reach, 0.0, MASK_VALUE)[None, None]  # (1, 1, L, L)
+        self.register_buffer("sliding_bias", band if cfg.max_text_len - 1 > reach else None, persistent=False)
 
     def is_global(self, i: int) -> bool:
         return (i + 1) % self.cfg.sliding_window_pattern == 0
@@ -175,7 +182,9 @@ class Gemma3Backbone(nn.Module):
         bias = padding_bias(attention_mask)  # bidirectional
         for i, layer in enumerate(self.layers):
             kind = "global" if self.is_global(i) else "local"
-            x = layer(x, getattr(self, f"rope_cos_{kind}"), getattr(self, f"rope_sin_{kind}"), bias)
+            windowed = kind == "local" and self.sliding_bias is not None
+            x = layer(x, getattr(self, f"rope_cos_{kind}"), getattr(self, f"rope_sin_{kind}"),
+                      bias + self.sliding_bias if windowed else bias)  # (B, 1, L, L) or (B, 1, 1, L)
         return self.norm(x)
 
 
