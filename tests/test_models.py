@@ -13,6 +13,7 @@ from torch import nn
 from edge_vljepa.config import get_preset
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model, method_modules, parameter_counts
+from edge_vljepa.models.layers import apply_rope, rotation_matrix
 from edge_vljepa.models.x_encoder import vjepa2_rope_tables
 from runtimes.pytorch_backend import PyTorchBackend
 
@@ -174,10 +175,9 @@ def upstream_rope_3d(q, grid):
 
 @pytest.mark.parametrize("grid,head_dim", [((2, 4, 4), 32), ((3, 2, 5), 64), ((1, 3, 3), 20)])
 def test_vjepa2_rope_matches_upstream_layout(grid, head_dim):
-    from edge_vljepa.models.x_encoder import rotate_pairs
     q = torch.randn(1, 2, grid[0] * grid[1] * grid[2], head_dim, dtype=torch.float64)
     cos, sin = vjepa2_rope_tables(grid, head_dim)
-    ours = q * cos.double() + rotate_pairs(q) * sin.double()
+    ours = apply_rope(q, cos.double(), sin.double(), rotation_matrix(head_dim, interleaved=True))
     torch.testing.assert_close(ours, upstream_rope_3d(q, grid), atol=1e-6, rtol=0)
 
 

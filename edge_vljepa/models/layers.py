@@ -1,8 +1,13 @@
 """Building blocks shared by the four components: attention, norms, RoPE, MLPs.
 
 Export constraints respected everywhere (DESIGN section 4, measured with torch 2.13 + executorch 1.5.1):
-- attention is explicit `softmax(q * scale @ k^T + bias) @ v`: `F.scaled_dot_product_attention` is not
-  delegated to XNNPACK and was ~2x slower there; this is the one attention implementation;
+- attention is explicit `softmax(q * scale @ k^T + bias) @ v` on 3-D batched matmuls: SDPA is not
+  delegated to XNNPACK (~2x slower there), and 4-D matmuls decompose with `expand` copies that fall
+  back to portable kernels; grouped-query attention stacks each group's query heads instead of
+  repeating keys/values (no expand); this is the one attention implementation;
+- norms compute their means as a matmul with a constant (D, 1) vector and rotary embeddings rotate
+  with a constant (Dh, Dh) matrix: XNNPACK delegates matmul, mul and rsqrt but not native_layer_norm,
+  mean.dim, pow or select (measured: a LayerNorm lowered 0 of 2 nodes, this form 13 of 14);
 - static shapes, batch 1 at export; masks enter as additive biases; no data-dependent control flow;
 - every tensor has at most 6 dims; RoPE tables are precomputed non-persistent buffers.
 """
@@ -28,20 +33,22 @@ def in_fp32(x: torch.Tensor) -> torch.Tensor:
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
               bias: torch.Tensor | None = None) -> torch.Tensor:
-    """q (B, H, N, Dh), k/v (B, H, M, Dh), bias broadcastable to (B, H, N, M) -> (B, H, N, Dh)."""
-    scores = (q * scale) @ k.transpose(-2, -1)  # (B, H, N, M)
+    """q (B, H, N, Dh), k/v (B, Hkv, M, Dh), bias (B|1, 1, N|1, M) -> (B, H, N, Dh).
+
+    Grouped-query attention when Hkv < H: query head h uses kv head h // (H / Hkv) (Llama's order).
+    """
+    b, h, n, d = q.shape
+    hkv, m = k.shape[1], k.shape[2]
+    rep = h // hkv
+    q = q.reshape(b * hkv, rep * n, d)  # a group's query heads stacked along the rows
+    scores = torch.bmm(q * scale, k.reshape(b * hkv, m, d).transpose(1, 2))  # (B*Hkv, rep*N, M)
     if bias is not None:
-        scores = scores + bias.to(scores.dtype)
+        if bias.shape[-2] > 1 and rep > 1:
+            bias = bias.repeat(1, 1, rep, 1)  # (., 1, rep*N, M): rows follow the stacked heads
+        scores = (scores.view(b, hkv, rep * n, m) + bias.to(scores.dtype)).view(b * hkv, rep * n, m)
     probs = in_fp32(scores).softmax(dim=-1)
-    return (probs if probs.dtype == v.dtype else probs.to(v.dtype)) @ v
-
-
-def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
-    """Grouped-query attention: (B, Hkv, M, Dh) -> (B, Hkv * n_rep, M, Dh), each KV head shared by n_rep."""
-    if n_rep == 1:
-        return x
-    b, h, m, d = x.shape
-    return x[:, :, None].expand(b, h, n_rep, m, d).reshape(b, h * n_rep, m, d)
+    probs = probs if probs.dtype == v.dtype else probs.to(v.dtype)
+    return torch.bmm(probs, v.reshape(b * hkv, m, d)).view(b, h, n, d)
 
 
 def padding_bias(mask: torch.Tensor) -> torch.Tensor:
@@ -61,6 +68,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
 
 
+def _mean_vector(dim: int) -> torch.Tensor:
+    return torch.full((dim, 1), 1.0 / dim)  # x @ it = mean over the last dim, as a delegable matmul
+
+
 class RMSNorm(nn.Module):
     """Llama RMSNorm (weight * x_hat); Gemma's variant scales by (1 + weight). Computed in fp32."""
 
@@ -68,23 +79,30 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.eps, self.unit_offset = eps, unit_offset
         self.weight = nn.Parameter(torch.zeros(dim) if unit_offset else torch.ones(dim))
+        self.register_buffer("mean_vector", _mean_vector(dim), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = in_fp32(x)
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        h = h * torch.rsqrt((h * h) @ in_fp32(self.mean_vector) + self.eps)
         w = in_fp32(self.weight)
         out = h * (1.0 + w) if self.unit_offset else h * w
         return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 class LayerNorm(nn.LayerNorm):
-    """nn.LayerNorm (same parameters and state dict) computed in fp32 whatever the input dtype."""
+    """nn.LayerNorm's parameters (same state dict keys) and numerics, computed in fp32 whatever the
+    input dtype, with its means as matmuls (see the module docstring)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__(dim, eps=eps)
+        self.register_buffer("mean_vector", _mean_vector(dim), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.float32:
-            return super().forward(x)
-        return F.layer_norm(x.float(), self.normalized_shape, self.weight.float(), self.bias.float(),
-                            self.eps).to(x.dtype)
+        h, mean = in_fp32(x), in_fp32(self.mean_vector)
+        centred = h - h @ mean
+        out = centred * torch.rsqrt((centred * centred) @ mean + self.eps)
+        out = out * in_fp32(self.weight) + in_fp32(self.bias)
+        return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 # --- rotary position embeddings (Llama / Gemma layout: rotate_half, halves not pairs) ----------
@@ -113,14 +131,23 @@ def rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor) -> tuple[torch.
     return emb.cos().float(), emb.sin().float()
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def rotation_matrix(head_dim: int, interleaved: bool) -> torch.Tensor:
+    """(Dh, Dh) weight W of a bias-free linear map giving each channel's signed rotary partner:
+    rotate_half, out = [-x2, x1] (Llama, Gemma), or interleaved, each pair (a, b) -> (-b, a)
+    (V-JEPA 2). Entries are 0 and +-1, so F.linear(x, W) is exact; as a Linear it is delegated."""
+    w = torch.zeros(head_dim, head_dim)  # w[out, in]
+    half = head_dim // 2
+    for j in range(half):
+        if interleaved:  # out[2j] = -x[2j+1], out[2j+1] = x[2j]
+            w[2 * j, 2 * j + 1], w[2 * j + 1, 2 * j] = -1.0, 1.0
+        else:  # out[j] = -x[j+half], out[j+half] = x[j]
+            w[j, j + half], w[j + half, j] = -1.0, 1.0
+    return w
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x (B, H, N, Dh) with cos/sin (N, Dh)."""
-    return x * cos + rotate_half(x) * sin
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """x (B, H, N, Dh) with cos/sin (N, Dh) and a `rotation_matrix` (Dh, Dh)."""
+    return x * cos + F.linear(x, rotation.to(x.dtype)) * sin
 
 
 # --- Llama-style blocks (Predictor, Y-Decoder, Gemma encoder) --------------------------------
@@ -161,6 +188,7 @@ class GQAttention(nn.Module):
             self.k_norm = RMSNorm(head_dim, qk_norm_eps, unit_offset=True)
         else:
             self.q_norm = self.k_norm = None
+        self.register_buffer("rotation", rotation_matrix(head_dim, interleaved=False), persistent=False)
 
     def forward(self, x, cos, sin, bias=None, cache=None, write=None):
         b, n, _ = x.shape
@@ -169,12 +197,11 @@ class GQAttention(nn.Module):
         v = self.v_proj(x).view(b, n, self.num_kv_heads, self.head_dim).transpose(1, 2)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope(q, cos, sin, self.rotation), apply_rope(k, cos, sin, self.rotation)
         if cache is not None:
             k = torch.where(write, k, cache[0])  # (1, Hkv, S, Dh)
             v = torch.where(write, v, cache[1])
-        n_rep = self.num_heads // self.num_kv_heads
-        out = attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), self.scale, bias)
+        out = attention(q, k, v, self.scale, bias)
         out = out.transpose(1, 2).reshape(b, n, self.num_heads * self.head_dim)  # (B, N, H * Dh)
         return self.o_proj(out), k, v
 

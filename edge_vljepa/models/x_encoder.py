@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from edge_vljepa.config import XEncoderConfig, rope_split
-from edge_vljepa.models.layers import LayerNorm, attention
+from edge_vljepa.models.layers import LayerNorm, apply_rope, attention, rotation_matrix
 
 
 def vjepa2_rope_tables(grid: tuple[int, int, int], head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,12 +43,6 @@ def vjepa2_rope_tables(grid: tuple[int, int, int], head_dim: int) -> tuple[torch
     cos.append(torch.ones(len(ids), rest, dtype=torch.float64))
     sin.append(torch.zeros(len(ids), rest, dtype=torch.float64))
     return torch.cat(cos, -1).float(), torch.cat(sin, -1).float()
-
-
-def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
-    """(..., D) -> (..., D) with each interleaved pair (a, b) mapped to (-b, a)."""
-    y = x.unflatten(-1, (-1, 2))  # (..., D/2, 2)
-    return torch.stack((-y[..., 1], y[..., 0]), dim=-1).flatten(-2)
 
 
 class TubeletEmbed(nn.Module):
@@ -85,14 +79,17 @@ class RoPEAttention(nn.Module):
         self.scale = cfg.head_dim ** -0.5
         self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim, bias=cfg.qkv_bias)
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
+        self.register_buffer("rotation", rotation_matrix(cfg.head_dim, interleaved=True), persistent=False)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        qkv = self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim)
-        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, H, N, Dh)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        q = q * cos + rotate_pairs(q) * sin
-        k = k * cos + rotate_pairs(k) * sin
+
+        def heads(t):  # (B, N, D) -> (B, H, N, Dh)
+            return t.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+
+        qkv = self.qkv(x)  # (B, N, 3D), fused rows [q; k; v]; slices, not split (split is not delegated)
+        q, k, v = heads(qkv[..., :d]), heads(qkv[..., d:2 * d]), heads(qkv[..., 2 * d:])
+        q, k = apply_rope(q, cos, sin, self.rotation), apply_rope(k, cos, sin, self.rotation)
         out = attention(q, k, v, self.scale)  # (B, H, N, Dh)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
