@@ -282,8 +282,12 @@ CAPTION_QUERY = "what is happening?"
 
 # --- presets ---------------------------------------------------------------------------------
 
-# all-MiniLM-L6-v2's BERT WordPiece vocabulary; [CLS] opens and [SEP] closes a text.
-MINILM_VOCAB, MINILM_CLS, MINILM_SEP, MINILM_PAD = 30522, 101, 102, 0
+# all-MiniLM-L6-v2's BERT WordPiece vocabulary (the Y-Encoder's), and the synthetic world's word-level
+# tokenizer (edge_vljepa/data/tokenizer.py: 91 tokens, [PAD] 0, [CLS] 2 opens, [SEP] 3 closes a text)
+# that the tiny and default Predictor and Y-Decoder use.
+MINILM_VOCAB = 30522
+WORLD = {"vocab_size": 128, "tokenizer": "world"}
+WORLD_SPECIAL = {"bos_token_id": 2, "eos_token_id": 3, "pad_token_id": 0}
 
 
 def _tiny() -> ModelConfig:
@@ -293,16 +297,14 @@ def _tiny() -> ModelConfig:
                                  embed_dim=64, depth=2, num_heads=2),  # head_dim 32: 10+10+10 rotated, 2 not
         predictor=PredictorConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                   num_key_value_heads=2, intermediate_size=128, rope_theta=10000.0,
-                                  rope_scaling_factor=None, vocab_size=MINILM_VOCAB, max_query_len=16,
-                                  tokenizer="minilm"),
+                                  rope_scaling_factor=None, max_query_len=16, **WORLD),
         y_encoder=YEncoderConfig(arch="bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                  num_key_value_heads=2, head_dim=16, intermediate_size=64,
                                  vocab_size=MINILM_VOCAB, max_text_len=16, norm_eps=1e-12,
                                  tokenizer="minilm"),
         y_decoder=YDecoderConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                 num_key_value_heads=2, intermediate_size=128, vocab_size=MINILM_VOCAB,
-                                 prefix_len=2, max_new_tokens=12, bos_token_id=MINILM_CLS,
-                                 eos_token_id=MINILM_SEP, pad_token_id=MINILM_PAD, tokenizer="minilm"),
+                                 num_key_value_heads=2, intermediate_size=128, prefix_len=2,
+                                 max_new_tokens=12, **WORLD, **WORLD_SPECIAL),
         embed_dim=32,
         fps=4.0,
     )
@@ -313,21 +315,20 @@ def _default() -> ModelConfig:
     # 96 px at 4 fps (4 x 6 x 6 = 144 tokens, 2 s per window), a 3-layer predictor and a 3-layer
     # decoder that speak the synthetic world's 91-token language (edge_vljepa.data.tokenizer), and the
     # real all-MiniLM-L6-v2 as frozen Y-Encoder (open vocabulary; only its head is trained).
-    world = dict(vocab_size=128, tokenizer="world")  # 91 tokens used; [PAD] 0, [CLS] 2, [SEP] 3
     return ModelConfig(
         name="default",
         x_encoder=XEncoderConfig(img_size=96, patch_size=16, num_frames=8, tubelet_size=2,
                                  embed_dim=192, depth=6, num_heads=3),
         predictor=PredictorConfig(hidden_size=192, num_hidden_layers=3, num_attention_heads=3,
                                   num_key_value_heads=1, intermediate_size=512, rope_theta=10000.0,
-                                  rope_scaling_factor=None, max_query_len=16, **world),
+                                  rope_scaling_factor=None, max_query_len=16, **WORLD),
         y_encoder=YEncoderConfig(arch="bert", hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
                                  num_key_value_heads=12, head_dim=32, intermediate_size=1536,
                                  vocab_size=MINILM_VOCAB, max_text_len=32, norm_eps=1e-12,
                                  tokenizer="minilm"),
         y_decoder=YDecoderConfig(hidden_size=192, num_hidden_layers=3, num_attention_heads=3,
                                  num_key_value_heads=1, intermediate_size=512, prefix_len=4,
-                                 max_new_tokens=20, bos_token_id=2, eos_token_id=3, pad_token_id=0, **world),
+                                 max_new_tokens=20, **WORLD, **WORLD_SPECIAL),
         embed_dim=256,
         fps=4.0,
     )

@@ -452,7 +452,7 @@ def test_inspect_names_format_component_and_fitting_preset(capsys):
 
 
 def test_inspect_lists_what_does_not_fit(tmp_path, capsys):
-    # a Llama with the tiny preset's predictor shapes except the vocabulary (100 instead of 30522)
+    # a Llama with the tiny preset's predictor shapes except the vocabulary (100 instead of 128)
     c = P_CONFIGS["gqa2-keep2of4"]
     c = dict(c, llama=dict(c["llama"], intermediate_size=128))
     llama_reference(c, seed=9).save_pretrained(tmp_path)
@@ -460,7 +460,7 @@ def test_inspect_lists_what_does_not_fit(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "format:  llama3" in out and "maps to: predictor" in out
     assert "preset tiny:    does not fit (0 missing, 0 unexpected, 1 wrong shapes); keeps layers 2..3" in out
-    want = "embed_tokens.weight (from model.embed_tokens.weight): checkpoint (100, 64), model (30522, 64)"
+    want = "embed_tokens.weight (from model.embed_tokens.weight): checkpoint (100, 64), model (128, 64)"
     assert want in out
 
 
