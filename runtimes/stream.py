@@ -17,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge_vljepa.config import PRESETS, ConfigError, get_preset
+from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import ContractError
 from edge_vljepa.data.video import Camera, VideoError, VideoFile
 from edge_vljepa.preprocess import TextTokenizer
@@ -25,7 +25,6 @@ from edge_vljepa.streaming import POLICIES, EventWriter, LabelBank, PolicyError,
 from edge_vljepa.weights import CheckpointError
 
 DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "edge_vljepa" / "assets" / "default" / "labels.txt"
-DEFAULT_QUERY = "what is happening?"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path,
                    help="native .safetensors checkpoint (default: the preset's shipped weights if any, "
                         "else random weights)")
-    p.add_argument("--query", default=DEFAULT_QUERY, help="the predictor's text query")
+    p.add_argument("--query", default=CAPTION_QUERY, help="the predictor's text query")
     p.add_argument("--labels", type=Path, help=f"label list, one per line (default: {DEFAULT_LABELS.name} "
                                                "of the shipped model when present)")
     p.add_argument("--top-k", type=int, default=3, help="labels shown per window")

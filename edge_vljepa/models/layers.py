@@ -72,6 +72,10 @@ def _mean_vector(dim: int) -> torch.Tensor:
     return torch.full((dim, 1), 1.0 / dim)  # x @ it = mean over the last dim, as a delegable matmul
 
 
+# The norms add eps before averaging, mean(x^2 + eps) = mean(x^2) + eps: coremltools 9 crashes fusing
+# a scalar add that follows a matmul into a linear bias (optimize_linear: "tuple index out of range").
+
+
 class RMSNorm(nn.Module):
     """Llama RMSNorm (weight * x_hat); Gemma's variant scales by (1 + weight). Computed in fp32."""
 
@@ -83,7 +87,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = in_fp32(x)
-        h = h * torch.rsqrt((h * h) @ in_fp32(self.mean_vector) + self.eps)
+        h = h * torch.rsqrt((h * h + self.eps) @ in_fp32(self.mean_vector))
         w = in_fp32(self.weight)
         out = h * (1.0 + w) if self.unit_offset else h * w
         return out if out.dtype == x.dtype else out.to(x.dtype)
@@ -100,7 +104,7 @@ class LayerNorm(nn.LayerNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, mean = in_fp32(x), in_fp32(self.mean_vector)
         centred = h - h @ mean
-        out = centred * torch.rsqrt((centred * centred) @ mean + self.eps)
+        out = centred * torch.rsqrt((centred * centred + self.eps) @ mean)
         out = out * in_fp32(self.weight) + in_fp32(self.bias)
         return out if out.dtype == x.dtype else out.to(x.dtype)
 

@@ -14,6 +14,7 @@ precomputed buffers; the output is L2-normalised.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edge_vljepa.config import PredictorConfig
@@ -53,8 +54,7 @@ class Predictor(nn.Module):
                 query_mask: torch.Tensor) -> torch.Tensor:
         b, n, _ = visual_tokens.shape
         x = torch.cat([self.visual_proj(visual_tokens), self.embed_tokens(query_ids)], dim=1)  # (B, N+L, H)
-        ones = torch.ones(b, n, dtype=query_mask.dtype, device=query_mask.device)
-        mask = torch.cat([ones, query_mask], dim=1)  # (B, N+L)
+        mask = F.pad(query_mask, (n, 0), value=1)  # (B, N+L): visual tokens are never padding
         bias = padding_bias(mask)  # (B, 1, 1, N+L): bidirectional, pad keys masked
         for layer in self.layers:
             x, _, _ = layer(x, self.rope_cos, self.rope_sin, bias)

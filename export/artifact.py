@@ -1,0 +1,120 @@
+"""Self-describing artifact directories (DESIGN section 5), shared by every exporter.
+
+An artifact directory holds one file per component (`x_encoder.pte`, `y_decoder.onnx`, ...), the
+tokenizers, a label bank, golden inputs/outputs for an on-device self-test, and `manifest.json`:
+format version, model preset and config, the contract and its hash, per-file sha256 and size,
+quantization and delegate per component, tool versions, preprocessing spec, decode-policy
+defaults, the parity tolerances and results.
+
+Exports are built in a temporary sibling directory and renamed into place at the end, so a
+failure half-way never leaves a directory that looks complete. Export writes only under --out.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge_vljepa.config import ModelConfig
+from edge_vljepa.contract import build_contract
+from edge_vljepa.preprocess import PreprocessSpec, tokenizer_file
+from runtimes.artifact import MANIFEST, file_sha256
+
+FORMAT_VERSION = 1
+TOOLS = ("edge-vljepa", "torch", "executorch", "torchao", "onnx", "onnxruntime", "coremltools", "numpy")
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done as asked; the message says why and what to do instead."""
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in TOOLS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse an --out that exists and is not empty, unless --force."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ExportError(f"--out {out} exists and is not empty; choose another directory or pass --force "
+                          "to replace it")
+
+
+class ArtifactBuilder:
+    """Collects files in a temporary directory next to `out`; `commit()` writes the manifest and
+    renames the directory into place. Used as a context manager: an exception discards everything."""
+
+    def __init__(self, out: Path, force: bool, target: str, cfg: ModelConfig, checkpoint: str | None):
+        check_out_dir(out, force)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out, self.cfg = out, cfg
+        self.dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        contract = build_contract(cfg)
+        self.manifest: dict = {
+            "format_version": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "target": target,
+            "model": {"preset": cfg.name, "config": cfg.to_dict(), "checkpoint": checkpoint},
+            "contract": contract.to_dict(),
+            "contract_hash": contract.hash(),
+            "preprocessing": PreprocessSpec.from_config(cfg).to_dict(),
+            "tokenizers": {},
+            "components": {},
+            "files": {},
+            "tools": tool_versions(),
+        }
+
+    def __enter__(self) -> ArtifactBuilder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def add_component(self, component: str, file: str, methods: list[str], **info) -> None:
+        """Record a component file already written at `self.path(file)`."""
+        self.manifest["components"][component] = {"file": file, "methods": methods, **info}
+
+    def add_tokenizers(self) -> None:
+        """Copy each component's tokenizer.json into the artifact (components sharing one share the file)."""
+        for component in ("predictor", "y_encoder", "y_decoder"):
+            name = getattr(self.cfg, component).tokenizer
+            file = f"tokenizer_{Path(name).stem if name not in ('minilm', 'world') else name}.json"
+            shutil.copyfile(tokenizer_file(name), self.path(file))
+            self.manifest["tokenizers"][component] = file
+
+    def add_arrays(self, file: str, arrays: dict[str, np.ndarray]) -> None:
+        np.savez(self.path(file), **arrays)
+
+    def write_manifest(self) -> None:
+        """Hash every file and write manifest.json (the directory is then loadable by a runtime)."""
+        for f in sorted(self.dir.iterdir()):
+            if f.name != MANIFEST:
+                self.manifest["files"][f.name] = {"sha256": file_sha256(f), "size": f.stat().st_size}
+        (self.dir / MANIFEST).write_text(json.dumps(self.manifest, indent=1) + "\n")
+
+    def commit(self) -> Path:
+        """Write the final manifest and move the directory to `out` (replacing it with --force)."""
+        self.write_manifest()
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.dir.rename(self.out)
+        return self.out
+

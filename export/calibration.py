@@ -1,0 +1,114 @@
+"""Real inputs for every contract method: calibration for int8, held-out data for parity.
+
+Frames come from real video files decoded by OpenCV: the user's (--calibration FILE_OR_DIR) or clips
+of the synthetic world written to disk and read back, so codec artefacts are part of the data. The
+frames go through the product's own path (resampling, windowing, preprocessing) and then through
+the reference backend via the product's own calls (predictor per query, label bank, decoder), while
+a `Recorder` keeps every method's inputs. Calibrating on what the loop really feeds each method is
+what makes static int8 hold on device.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from edge_vljepa.config import ModelConfig
+from edge_vljepa.data.video import VideoError, VideoFile
+from edge_vljepa.data.world import sample_clip, sample_stream
+from edge_vljepa.data.write import write_video
+from edge_vljepa.preprocess import PreprocessSpec, TextTokenizer, prepare_frame, to_video_tensor
+from edge_vljepa.streaming import LabelBank, Resampler, WindowBuffer, greedy_decode, run_checked
+from export.artifact import ExportError
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def video_files(source: Path | None, split: str, count: int, workdir: Path, seed: int = 0) -> list[Path]:
+    """The user's video file(s), or `count` synthetic-world clips of `split` written under `workdir`."""
+    if source is None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return [write_video(sample_clip(split, i, seed=seed), workdir)[0] for i in range(count)]
+    if source.is_file():
+        return [source]
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        if not files:
+            raise ExportError(f"--calibration {source} holds no video files ({', '.join(VIDEO_SUFFIXES)})")
+        return files
+    raise ExportError(f"--calibration {source} not found")
+
+
+def stream_file(workdir: Path, seed: int = 0, minutes: float = 1.0) -> Path:
+    """A held-out (test split) synthetic stream with known segments, for decode-event agreement."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return write_video(sample_stream("test", 0, seed=seed, minutes=minutes), workdir)[0]
+
+
+def clip_windows(paths: list[Path], cfg: ModelConfig, max_windows: int) -> list[np.ndarray]:
+    """Non-overlapping X-Encoder inputs (1, 3, T, S, S) from the videos, at most `max_windows`."""
+    spec = PreprocessSpec.from_config(cfg)
+    windows: list[np.ndarray] = []
+    for path in paths:
+        try:
+            source = VideoFile(path)
+            resampler = Resampler(cfg.fps)
+            buffer = WindowBuffer(spec.num_frames, spec.num_frames, cfg.fps)
+            for t, frame in source:
+                for k in resampler.push(t):
+                    window = buffer.push(k, resampler.time(k), prepare_frame(frame, spec.img_size))
+                    if window is not None:
+                        windows.append(to_video_tensor(window.frames, spec))
+                if len(windows) >= max_windows:
+                    return windows
+        except VideoError as e:
+            raise ExportError(f"calibration video: {e}") from None
+    if not windows:
+        raise ExportError(f"the calibration videos are shorter than one window ({spec.num_frames} frames "
+                          f"at {cfg.fps:g} fps)")
+    return windows
+
+
+class Recorder:
+    """A backend wrapper that keeps a copy of every call's inputs, per method."""
+
+    def __init__(self, backend):
+        self.backend, self.contract = backend, backend.contract
+        self.calls: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
+
+    def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.calls[method].append({k: np.array(v, copy=True) for k, v in inputs.items()})
+        return self.backend.run(method, inputs)
+
+
+def teacher_forced_steps(backend, embedding: np.ndarray, token_ids: list[int], cfg: ModelConfig) -> None:
+    """Prefill from `embedding`, then one y_decoder_step per given token (realistic step inputs even
+    when greedy decoding of an untrained decoder stops at once)."""
+    d = cfg.y_decoder
+    kv = run_checked(backend, "y_decoder_prefill", {"embedding": embedding[None]})["kv_cache"]
+    for n, token in enumerate(token_ids[: d.max_new_tokens - 1], start=1):
+        kv = run_checked(backend, "y_decoder_step", {"token": np.array([[token]], np.int64),
+                                                     "position": np.array([d.prefix_len + n], np.int64),
+                                                     "kv_cache": kv})["kv_cache"]
+
+
+def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], queries: list[str],
+                  labels: list[str], decodes: int = 4) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Run the reference over real windows the way the loop does; return each method's inputs."""
+    rec = Recorder(reference)
+    query_tok = TextTokenizer(cfg.predictor.tokenizer, cfg.predictor.max_query_len)
+    decoder_tok = TextTokenizer(cfg.y_decoder.tokenizer, cfg.y_decoder.max_new_tokens + 2)
+    embeddings = []
+    for video in windows:
+        visual = run_checked(rec, "x_encoder", {"video": video})["visual_tokens"]
+        for query in queries:
+            ids, mask = query_tok.encode(query, what="query")
+            embeddings.append(run_checked(rec, "predictor", {
+                "visual_tokens": visual, "query_ids": ids, "query_mask": mask})["embedding"][0])
+    LabelBank.build(labels, rec, TextTokenizer(cfg.y_encoder.tokenizer, cfg.y_encoder.max_text_len))
+    for i, embedding in enumerate(embeddings[:decodes]):
+        greedy_decode(rec, embedding, cfg.y_decoder)
+        teacher_forced_steps(rec, embedding, decoder_tok.ids(labels[i % len(labels)])[1:], cfg)
+    return dict(rec.calls)

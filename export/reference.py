@@ -1,0 +1,29 @@
+"""What every exporter starts from: the PyTorch reference backend, the label list, the queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_vljepa.config import CAPTION_QUERY, ModelConfig
+from edge_vljepa.data.world import ACTIONS, COLOURS, LABEL_TEMPLATE, SHAPES
+from edge_vljepa.preprocess import TextTokenizer
+from runtimes.pytorch_backend import PyTorchBackend
+
+# The captioning query and two of the world's questions: what the loop and VQA feed the predictor.
+CALIBRATION_QUERIES = [CAPTION_QUERY, "what colour is the object?", "which direction does it move?"]
+
+
+def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorchBackend, str | None]:
+    """The eager reference and a description of its weights for the manifest."""
+    backend = PyTorchBackend(cfg, checkpoint=str(checkpoint) if checkpoint else None)
+    return backend, str(checkpoint) if checkpoint else None
+
+
+def default_labels(cfg: ModelConfig) -> list[str]:
+    """The world's canonical labels ('red circle moving left'), the default label bank."""
+    return [LABEL_TEMPLATE.format(colour=c, shape=s, label=a.label)
+            for c in COLOURS for s in SHAPES for a in ACTIONS.values()]
+
+
+def label_tokenizer(cfg: ModelConfig) -> TextTokenizer:
+    return TextTokenizer(cfg.y_encoder.tokenizer, cfg.y_encoder.max_text_len)

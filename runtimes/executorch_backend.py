@@ -1,0 +1,48 @@
+"""The `executorch` backend: contract methods run from .pte files through ExecuTorch's Python runtime.
+
+One .pte per component; a component's methods are named as in the contract (`y_decoder.pte` holds
+`y_decoder_prefill` and `y_decoder_step`). Programs load lazily on first use, so the Y-Decoder costs
+no memory until the first decode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from runtimes.artifact import Artifact, ArtifactError
+
+
+class ExecuTorchBackend:
+    name = "executorch"
+
+    def __init__(self, artifact: Artifact):
+        if artifact.target != "executorch":
+            raise ArtifactError(f"{artifact.dir} is a {artifact.target!r} artifact, not an executorch one")
+        try:
+            from executorch.runtime import Runtime
+        except ImportError:
+            raise ArtifactError("the executorch runtime is not installed: "
+                                "pip install executorch==1.5.1") from None
+        self.artifact, self.contract = artifact, artifact.contract
+        self._runtime = Runtime.get()
+        self._programs: dict[str, object] = {}
+        self._methods: dict[str, object] = {}
+
+    def _method(self, name: str):
+        if name not in self._methods:
+            component = self.artifact.component_of(name)
+            if component not in self._programs:
+                path = self.artifact.component_file(component)
+                try:
+                    self._programs[component] = self._runtime.load_program(str(path))
+                except Exception as e:  # the runtime raises RuntimeError/ValueError for bad programs
+                    raise ArtifactError(f"cannot load {path} as an ExecuTorch program ({e})") from None
+            self._methods[name] = self._programs[component].load_method(name)
+        return self._methods[name]
+
+    def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        spec = self.contract[method]
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in spec.inputs]
+        outputs = self._method(method).execute(args)
+        return {t.name: o.numpy() for t, o in zip(spec.outputs, outputs, strict=True)}
