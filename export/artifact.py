@@ -24,7 +24,9 @@ import numpy as np
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
-from edge_vljepa.preprocess import PreprocessSpec, tokenizer_file
+from edge_vljepa.preprocess import PreprocessSpec, TextTokenizer, tokenizer_file
+from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults
+from export.parity import TASK_TOLERANCES, TOLERANCES
 from runtimes.artifact import MANIFEST, file_sha256
 
 FORMAT_VERSION = 1
@@ -102,6 +104,28 @@ class ArtifactBuilder:
 
     def add_arrays(self, file: str, arrays: dict[str, np.ndarray]) -> None:
         np.savez(self.path(file), **arrays)
+
+    def add_shared(self, reference, labels: list[str], recorded: dict[str, list[dict]],
+                   quant: dict[str, str]) -> None:
+        """What every target's artifact carries besides its component files: tokenizers, the label
+        bank (reference Y-Encoder embeddings of `labels`), golden inputs/outputs (the first recorded
+        call of each method, for an on-device self-test), decode-policy defaults, tolerances."""
+        self.add_tokenizers()
+        bank = LabelBank.build(labels, reference, TextTokenizer(self.cfg.y_encoder.tokenizer,
+                                                                self.cfg.y_encoder.max_text_len))
+        self.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
+        golden = {}
+        for method, calls in recorded.items():
+            golden |= {f"{method}.in.{k}": v for k, v in calls[0].items()}
+            golden |= {f"{method}.out.{k}": v for k, v in reference.run(method, calls[0]).items()}
+        self.add_arrays("golden.npz", golden)
+        self.manifest |= {
+            "label_bank": "label_bank.npz", "golden": "golden.npz",
+            "decode_policy_defaults": {"policy": DEFAULT_POLICY, "stride": DEFAULT_STRIDE,
+                                       "params": policy_defaults(DEFAULT_POLICY)},
+            "tolerances": {"tensor": {m: TOLERANCES[m] for m in sorted(set(quant.values()))},
+                           "task": TASK_TOLERANCES},
+        }
 
     def write_manifest(self) -> None:
         """Hash every file and write manifest.json (the directory is then loadable by a runtime)."""

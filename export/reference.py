@@ -6,7 +6,6 @@ from pathlib import Path
 
 from edge_vljepa.config import CAPTION_QUERY, ModelConfig
 from edge_vljepa.data.world import ACTIONS, COLOURS, LABEL_TEMPLATE, SHAPES
-from edge_vljepa.preprocess import TextTokenizer
 from runtimes.pytorch_backend import PyTorchBackend
 
 # The captioning query and two of the world's questions: what the loop and VQA feed the predictor.
@@ -23,7 +22,3 @@ def default_labels(cfg: ModelConfig) -> list[str]:
     """The world's canonical labels ('red circle moving left'), the default label bank."""
     return [LABEL_TEMPLATE.format(colour=c, shape=s, label=a.label)
             for c in COLOURS for s in SHAPES for a in ACTIONS.values()]
-
-
-def label_tokenizer(cfg: ModelConfig) -> TextTokenizer:
-    return TextTokenizer(cfg.y_encoder.tokenizer, cfg.y_encoder.max_text_len)

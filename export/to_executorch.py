@@ -31,20 +31,12 @@ from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import COMPONENTS, method_modules
 from edge_vljepa.preprocess import TextTooLongError
-from edge_vljepa.streaming import LabelBank
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, check_out_dir
 from export.calibration import clip_windows, record_inputs, stream_file, video_files
-from export.parity import (
-    TASK_TOLERANCES,
-    TOLERANCES,
-    decode_agreement,
-    failures,
-    label_agreement,
-    tensor_parity,
-)
+from export.parity import decode_agreement, failures, label_agreement, tensor_parity
 from export.quantize import QUANT_MODES, quantized_program
-from export.reference import CALIBRATION_QUERIES, default_labels, label_tokenizer, reference_backend
+from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend
 
 BACKENDS = ("xnnpack", "coreml", "vulkan", "qnn")
 RUNS_HERE = ("xnnpack",)  # the delegates this host's ExecuTorch runtime has registered
@@ -188,6 +180,7 @@ def main(argv=None) -> int:
             calib_windows = clip_windows(video_files(args.calibration, "validation", 8, tmp / "calibration"),
                                          cfg, args.calibration_windows)
             calib = record_inputs(reference, cfg, calib_windows, CALIBRATION_QUERIES, labels)
+            t_data = time.perf_counter()
             for component in tqdm(COMPONENTS, desc="lowering", unit="component"):
                 t = time.perf_counter()
                 data, report = lower_component(reference.model, component, quant[component], args.backend,
@@ -197,22 +190,14 @@ def main(argv=None) -> int:
                                   [m.name for m in build_contract(cfg).for_component(component)],
                                   quant=quant[component], delegate=args.backend, delegation=report,
                                   export_s=round(time.perf_counter() - t, 2))
-            art.add_tokenizers()
-            bank = LabelBank.build(labels, reference, label_tokenizer(cfg))
-            art.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
-            art.manifest["label_bank"] = "label_bank.npz"
-            golden = {f"{m}.{k}": v for m, calls in calib.items() for k, v in calls[0].items()}
-            golden |= {f"{m}.out.{k}": v for m, calls in calib.items()
-                       for k, v in reference.run(m, calls[0]).items()}
-            art.add_arrays("golden.npz", golden)
-            art.manifest["golden"] = "golden.npz"
-            art.manifest["decode_policy_defaults"] = {"policy": "online", "threshold": 0.1, "confirm": 2,
-                                                      "min_interval_s": 1.0, "stride": 2}
-            art.manifest["tolerances"] = {"tensor": {m: TOLERANCES[m] for m in set(quant.values())},
-                                          "task": TASK_TOLERANCES}
+            t_lowered = time.perf_counter()
+            art.add_shared(reference, labels, calib, quant)
             art.write_manifest()
             parity, failed = run_parity(args, art, reference, cfg, labels, quant, tmp)
             art.manifest["parity"] = parity
+            art.manifest["timings_s"] = {"data": round(t_data - start, 1),
+                                         "lowering": round(t_lowered - t_data, 1),
+                                         "parity": round(time.perf_counter() - t_lowered, 1)}
             out = art.commit()
     except (ExportError, TextTooLongError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,7 +21,16 @@ from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import ContractError
 from edge_vljepa.data.video import Camera, VideoError, VideoFile
 from edge_vljepa.preprocess import TextTokenizer
-from edge_vljepa.streaming import POLICIES, EventWriter, LabelBank, PolicyError, make_policy, run_stream
+from edge_vljepa.streaming import (
+    DEFAULT_POLICY,
+    DEFAULT_STRIDE,
+    POLICIES,
+    EventWriter,
+    LabelBank,
+    PolicyError,
+    make_policy,
+    run_stream,
+)
 from edge_vljepa.weights import CheckpointError
 
 DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "edge_vljepa" / "assets" / "default" / "labels.txt"
@@ -44,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", type=Path, help=f"label list, one per line (default: {DEFAULT_LABELS.name} "
                                                "of the shipped model when present)")
     p.add_argument("--top-k", type=int, default=3, help="labels shown per window")
-    p.add_argument("--stride", type=int, default=2, help="model frames between window starts")
-    p.add_argument("--policy", default="online", choices=list(POLICIES), help="decode policy")
+    p.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help="model frames between window starts")
+    p.add_argument("--policy", default=DEFAULT_POLICY, choices=list(POLICIES), help="decode policy")
     p.add_argument("--every", type=float, default=1.0, help="uniform: seconds between decodes")
     p.add_argument("--rate", type=float, default=0.35, help="offline_segments: decodes per second")
     p.add_argument("--segments", type=int, help="offline_segments: number of segments (overrides --rate)")

@@ -11,6 +11,8 @@ from edge_vljepa.streaming.events import Event, EventWriter, read_events
 from edge_vljepa.streaming.label_bank import LabelBank, l2_normalize
 from edge_vljepa.streaming.loop import StreamSummary, run_stream
 from edge_vljepa.streaming.policies import (
+    DEFAULT_POLICY,
+    DEFAULT_STRIDE,
     POLICIES,
     DecodeRequest,
     OfflineSegments,
@@ -19,13 +21,14 @@ from edge_vljepa.streaming.policies import (
     PolicyError,
     Uniform,
     make_policy,
+    policy_defaults,
     ward_segments,
 )
 from edge_vljepa.streaming.window import LagGate, Resampler, Window, WindowBuffer
 
 __all__ = [
-    "POLICIES", "Backend", "DecodeRequest", "Event", "EventWriter", "LabelBank", "LagGate",
-    "OfflineSegments", "Online", "Policy", "PolicyError", "Resampler", "StreamSummary", "Uniform",
-    "Window", "WindowBuffer", "decode_text", "greedy_decode", "l2_normalize", "make_policy",
-    "read_events", "run_checked", "run_stream", "ward_segments",
+    "DEFAULT_POLICY", "DEFAULT_STRIDE", "POLICIES", "Backend", "DecodeRequest", "Event", "EventWriter",
+    "LabelBank", "LagGate", "OfflineSegments", "Online", "Policy", "PolicyError", "Resampler",
+    "StreamSummary", "Uniform", "Window", "WindowBuffer", "decode_text", "greedy_decode", "l2_normalize",
+    "make_policy", "policy_defaults", "read_events", "run_checked", "run_stream", "ward_segments",
 ]

@@ -218,6 +218,14 @@ class Online:
 POLICIES = {"uniform": Uniform, "offline_segments": OfflineSegments, "online": Online}
 
 
+DEFAULT_POLICY, DEFAULT_STRIDE = "online", 2  # live use; windows every 2 model frames (0.5 s at 4 fps)
+
+
+def policy_defaults(name: str) -> dict:
+    """The default parameters of policy `name` (what manifests record and the CLI shows)."""
+    return {k: p.default for k, p in inspect.signature(POLICIES[name]).parameters.items()}
+
+
 def make_policy(name: str, **params) -> Policy:
     """The policy `name` built with `params`; an unknown name or parameter raises PolicyError."""
     if name not in POLICIES:
