@@ -181,13 +181,15 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], ignore: tuple[s
     model.load_state_dict(state, strict=False)
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, cfg: ModelConfig) -> dict[str, str]:
-    """Load a native checkpoint into `model` (built from `cfg`); returns the checkpoint's metadata."""
+def load_checkpoint(model: nn.Module, path: str | Path, cfg: ModelConfig,
+                    allow_missing: tuple[str, ...] = ()) -> dict[str, str]:
+    """Load a native checkpoint into `model` (built from `cfg`); returns the checkpoint's metadata.
+    allow_missing: model key patterns the checkpoint need not hold (see `load_state`)."""
     state, metadata = read_checkpoint(path)
     if metadata.get("format", FORMAT) != FORMAT:
         raise CheckpointError(f"{path} is a {metadata['format']!r} checkpoint, not {FORMAT!r}")
     check_config(cfg, metadata, path)
-    load_state(model, state, source=str(path))
+    load_state(model, state, source=str(path), allow_missing=allow_missing)
     return metadata
 
 

@@ -12,10 +12,10 @@ from runtimes.pytorch_backend import PyTorchBackend
 CALIBRATION_QUERIES = [CAPTION_QUERY, "what colour is the object?", "which direction does it move?"]
 
 
-def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorchBackend, str | None]:
-    """The eager reference and a description of its weights for the manifest."""
+def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorchBackend, str]:
+    """The eager reference (a checkpoint, the shipped weights, or random init) and which it is."""
     backend = PyTorchBackend(cfg, checkpoint=str(checkpoint) if checkpoint else None)
-    return backend, str(checkpoint) if checkpoint else None
+    return backend, str(backend.weights)
 
 
 def default_labels(cfg: ModelConfig) -> list[str]:

@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    print(f"preset      {cfg.name} ({checkpoint or 'random weights'})")
+    print(f"preset      {cfg.name} ({checkpoint})")
     print(f"backend     executorch + {args.backend}")
     print("precision   " + ", ".join(f"{c} {q}" for c, q in quant.items()))
     print(f"out         {args.out}")

@@ -12,19 +12,19 @@ import torch
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
-from edge_vljepa.models import build_model, method_modules
-from edge_vljepa.weights import load_checkpoint
+from edge_vljepa.models import method_modules
+from edge_vljepa.pretrained import load_model, shipped_checkpoint
 
 
 class PyTorchBackend:
     name = "pytorch"
 
-    def __init__(self, cfg: ModelConfig, checkpoint: str | None = None, seed: int = 0):
+    def __init__(self, cfg: ModelConfig, checkpoint: str | None = None):
+        """checkpoint None: the preset's shipped weights if it has them (default), else random init."""
         self.cfg = cfg
         self.contract = build_contract(cfg)
-        self.model = build_model(cfg, seed=seed)
-        if checkpoint is not None:
-            load_checkpoint(self.model, checkpoint, cfg)
+        self.model = load_model(cfg, checkpoint)
+        self.weights = checkpoint or shipped_checkpoint(cfg.name) or "random weights"
         self._methods = method_modules(self.model)
 
     def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -125,8 +125,7 @@ def main(argv=None) -> int:
         return 2
 
     window_s = cfg.x_encoder.num_frames / cfg.fps
-    print(f"model     preset {cfg.name}, backend {backend.name}, "
-          f"{'checkpoint ' + str(args.checkpoint) if args.checkpoint else 'random weights (no checkpoint)'}")
+    print(f"model     preset {cfg.name}, backend {backend.name}, weights: {backend.weights}")
     if args.video:
         print(f"source    {args.video} ({source.width}x{source.height}, {source.fps:.2f} fps, "
               f"{source.frame_count} frames)")
