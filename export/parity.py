@@ -10,6 +10,8 @@ TOLERANCES is the one place the thresholds live; exporters write them into the m
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from edge_vljepa.config import ModelConfig
@@ -51,6 +53,23 @@ def tensor_parity(reference, candidate, recorded: dict[str, list[dict]]) -> dict
                                "snr_db": min(w["snr_db"], m["snr_db"])}
         report[method] = {"calls": len(calls), "outputs": worst}
     return report
+
+
+def latency_ms(reference, candidate, recorded: dict[str, list[dict]], runs: int = 20) -> dict[str, dict]:
+    """Median ms per method (after one warm-up) of both sides on the same input, measured side by side."""
+    out = {}
+    for method, calls in recorded.items():
+        times = {}
+        for side, backend in (("reference", reference), ("candidate", candidate)):
+            backend.run(method, calls[0])
+            samples = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                backend.run(method, calls[0])
+                samples.append((time.perf_counter() - start) * 1e3)
+            times[side] = float(np.median(samples))
+        out[method] = {**times, "ratio": times["candidate"] / times["reference"]}
+    return out
 
 
 def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str],

@@ -34,7 +34,7 @@ from edge_vljepa.preprocess import TextTooLongError
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, check_out_dir
 from export.calibration import clip_windows, record_inputs, stream_file, video_files
-from export.parity import decode_agreement, failures, label_agreement, tensor_parity
+from export.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
 from export.quantize import QUANT_MODES, quantized_program
 from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend
 
@@ -225,18 +225,21 @@ def run_parity(args, art, reference, cfg, labels, quant, tmp: Path) -> tuple[dic
     windows = clip_windows(video_files(None, "test", 10, tmp / "parity"), cfg, args.parity_windows)
     recorded = record_inputs(reference, cfg, windows[:4], CALIBRATION_QUERIES, labels[:8])
     tensors = tensor_parity(reference, candidate, recorded)
+    latency = latency_ms(reference, candidate, recorded)
     tasks = {"labels": label_agreement(reference, candidate, cfg, windows, labels, CAPTION_QUERY),
              "decode_events": decode_agreement(reference, candidate, cfg, stream_file(tmp / "stream"),
                                                CAPTION_QUERY)}
     failed = failures(quant, tensors, tasks, build_contract(cfg))
     return {"status": "fail" if failed else "pass", "host": "executorch.runtime (python)", "tensors": tensors,
-            "tasks": tasks, "failures": failed}, failed
+            "latency_ms": {"threads": torch.get_num_threads(), **latency}, "tasks": tasks,
+            "failures": failed}, failed
 
 
 def print_summary(out: Path, manifest: dict, seconds: float) -> None:
     parity = manifest["parity"]
     print(f"\n{'component':<12}{'quant':<14}{'size MB':>9}{'delegated':>11}{'portable':>10}  "
           f"{'worst cosine':>12}{'max abs':>11}")
+    latency = parity.get("latency_ms", {})
     for component, info in manifest["components"].items():
         size = manifest["files"][info["file"]]["size"] / 1e6
         delegated = sum(r["delegated_nodes"] for r in info["delegation"].values())
@@ -250,6 +253,12 @@ def print_summary(out: Path, manifest: dict, seconds: float) -> None:
         for method, r in info["delegation"].items():
             if r["portable_ops"]:
                 print(f"  {method}: portable fallbacks {r['portable_ops']}")
+    if latency:
+        print(f"\nmedian latency, ms ({latency['threads']} threads; eager PyTorch fp32 in the same run)")
+        print(f"{'method':<20}{'executorch':>12}{'eager':>10}{'ratio':>8}")
+        for method, t in latency.items():
+            if method != "threads":
+                print(f"{method:<20}{t['candidate']:>12.2f}{t['reference']:>10.2f}{t['ratio']:>8.2f}")
     if "tasks" in parity:
         lab, dec = parity["tasks"]["labels"], parity["tasks"]["decode_events"]
         print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows; "
