@@ -226,6 +226,13 @@ class LlamaBlock(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x)), k, v
 
 
+def llama_layers(cfg) -> nn.ModuleList:
+    """The LlamaBlocks of a Predictor or Y-Decoder config (both use Hugging Face Llama field names)."""
+    return nn.ModuleList(LlamaBlock(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
+                                    cfg.intermediate_size, cfg.rms_norm_eps)
+                         for _ in range(cfg.num_hidden_layers))
+
+
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Truncated-normal(0, std) for Linear/Embedding weights, zero biases; norms keep their own init."""
     for m in module.modules():

@@ -19,9 +19,9 @@ from torch import nn
 
 from edge_vljepa.config import PredictorConfig
 from edge_vljepa.models.layers import (
-    LlamaBlock,
     RMSNorm,
     l2_normalize,
+    llama_layers,
     masked_mean,
     padding_bias,
     rope_inv_freq,
@@ -37,10 +37,7 @@ class Predictor(nn.Module):
         self.cfg = cfg
         self.visual_proj = nn.Linear(visual_dim, cfg.hidden_size)
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(
-            LlamaBlock(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
-                       cfg.intermediate_size, cfg.rms_norm_eps)
-            for _ in range(cfg.num_hidden_layers))
+        self.layers = llama_layers(cfg)
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.head = nn.Linear(cfg.hidden_size, embed_dim)
         inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling_factor,

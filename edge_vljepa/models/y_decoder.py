@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from edge_vljepa.config import YDecoderConfig
-from edge_vljepa.models.layers import MASK_VALUE, LlamaBlock, RMSNorm, causal_bias, rope_inv_freq, rope_tables
+from edge_vljepa.models.layers import (
+    MASK_VALUE,
+    RMSNorm,
+    causal_bias,
+    llama_layers,
+    rope_inv_freq,
+    rope_tables,
+)
 
 
 class YDecoder(nn.Module):
@@ -32,10 +39,7 @@ class YDecoder(nn.Module):
         self.cfg = cfg
         self.prefix_proj = nn.Linear(embed_dim, cfg.prefix_len * cfg.hidden_size)
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(
-            LlamaBlock(cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
-                       cfg.intermediate_size, cfg.rms_norm_eps)
-            for _ in range(cfg.num_hidden_layers))
+        self.layers = llama_layers(cfg)
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.lm_head = (None if cfg.tie_word_embeddings
                         else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False))
