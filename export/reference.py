@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_vljepa.config import CAPTION_QUERY, ModelConfig
-from edge_vljepa.data.world import ACTIONS, COLOURS, LABEL_TEMPLATE, SHAPES
+from edge_vljepa.pretrained import shipped_labels
+from edge_vljepa.train import world_labels
 from runtimes.pytorch_backend import PyTorchBackend
 
 # The captioning query and two of the world's questions: what the loop and VQA feed the predictor.
@@ -19,6 +20,5 @@ def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorc
 
 
 def default_labels(cfg: ModelConfig) -> list[str]:
-    """The world's canonical labels ('red circle moving left'), the default label bank."""
-    return [LABEL_TEMPLATE.format(colour=c, shape=s, label=a.label)
-            for c in COLOURS for s in SHAPES for a in ACTIONS.values()]
+    """The label bank: the labels shipped with the preset's weights, else the world's canonical labels."""
+    return shipped_labels(cfg.name) or world_labels()

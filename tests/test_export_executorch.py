@@ -13,6 +13,7 @@ from edge_vljepa.models import build_model
 from edge_vljepa.weights import save_checkpoint
 from export import to_executorch
 from export.parity import TOLERANCES
+from export.reference import default_labels
 from runtimes.artifact import Artifact, ArtifactError, file_sha256
 from runtimes.executorch_backend import ExecuTorchBackend
 
@@ -63,7 +64,7 @@ def test_fp32_artifact_is_complete_and_matches_eager(fp32):
     assert m["parity"]["tasks"]["labels"]["top1_agreement"] >= 0.95
     assert m["parity"]["tasks"]["decode_events"]["f1"] >= 0.95
     bank = np.load(out / "label_bank.npz")
-    assert len(bank["labels"]) == bank["embeddings"].shape[0] == 672
+    assert len(bank["labels"]) == bank["embeddings"].shape[0] == len(default_labels(CFG)) == 656
 
 
 def test_golden_self_test_reproduces_in_the_runtime(fp32):
