@@ -24,7 +24,7 @@ for the combinations seen in training and for the held-out ones, next to its cha
                   Chance: the same captions scored against a random other clip's references. The
                   decoder is also scored alone, from the Y-Encoder embedding of a ground-truth caption.
 
-A later subcommand (`selective`, the paper's section 4.6 experiment) plugs in beside `tasks`.
+The selective-decoding experiment (paper section 4.6) is `python -m runtimes.selective`.
 """
 
 from __future__ import annotations
