@@ -127,3 +127,11 @@ class TextTokenizer:
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+
+def component_tokenizer(cfg: ModelConfig, component: str) -> TextTokenizer:
+    """The tokenizer of a text component at its contract length: predictor queries, y_encoder texts,
+    y_decoder outputs ([CLS], up to max_new_tokens tokens, [SEP])."""
+    lengths = {"predictor": cfg.predictor.max_query_len, "y_encoder": cfg.y_encoder.max_text_len,
+               "y_decoder": cfg.y_decoder.max_new_tokens + 2}
+    return TextTokenizer(getattr(cfg, component).tokenizer, lengths[component])

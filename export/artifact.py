@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
-from edge_vljepa.preprocess import PreprocessSpec, TextTokenizer, tokenizer_file
+from edge_vljepa.preprocess import PreprocessSpec, component_tokenizer, tokenizer_file
 from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults
 from export.parity import TASK_TOLERANCES, TOLERANCES
 from runtimes.artifact import MANIFEST, file_sha256
@@ -111,8 +111,7 @@ class ArtifactBuilder:
         bank (reference Y-Encoder embeddings of `labels`), golden inputs/outputs (the first recorded
         call of each method, for an on-device self-test), decode-policy defaults, tolerances."""
         self.add_tokenizers()
-        bank = LabelBank.build(labels, reference, TextTokenizer(self.cfg.y_encoder.tokenizer,
-                                                                self.cfg.y_encoder.max_text_len))
+        bank = LabelBank.build(labels, reference, component_tokenizer(self.cfg, "y_encoder"))
         self.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
         golden = {}
         for method, calls in recorded.items():

@@ -19,7 +19,12 @@ from edge_vljepa.config import ModelConfig
 from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.data.world import sample_clip, sample_stream
 from edge_vljepa.data.write import write_video
-from edge_vljepa.preprocess import PreprocessSpec, TextTokenizer, prepare_frame, to_video_tensor
+from edge_vljepa.preprocess import (
+    PreprocessSpec,
+    component_tokenizer,
+    prepare_frame,
+    to_video_tensor,
+)
 from edge_vljepa.streaming import LabelBank, Resampler, WindowBuffer, greedy_decode, run_checked
 from export.artifact import ExportError
 
@@ -98,8 +103,8 @@ def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], querie
                   labels: list[str], decodes: int = 4) -> dict[str, list[dict[str, np.ndarray]]]:
     """Run the reference over real windows the way the loop does; return each method's inputs."""
     rec = Recorder(reference)
-    query_tok = TextTokenizer(cfg.predictor.tokenizer, cfg.predictor.max_query_len)
-    decoder_tok = TextTokenizer(cfg.y_decoder.tokenizer, cfg.y_decoder.max_new_tokens + 2)
+    query_tok = component_tokenizer(cfg, "predictor")
+    decoder_tok = component_tokenizer(cfg, "y_decoder")
     embeddings = []
     for video in windows:
         visual = run_checked(rec, "x_encoder", {"video": video})["visual_tokens"]
@@ -107,7 +112,7 @@ def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], querie
             ids, mask = query_tok.encode(query, what="query")
             embeddings.append(run_checked(rec, "predictor", {
                 "visual_tokens": visual, "query_ids": ids, "query_mask": mask})["embedding"][0])
-    LabelBank.build(labels, rec, TextTokenizer(cfg.y_encoder.tokenizer, cfg.y_encoder.max_text_len))
+    LabelBank.build(labels, rec, component_tokenizer(cfg, "y_encoder"))
     for i, embedding in enumerate(embeddings[:decodes]):
         greedy_decode(rec, embedding, cfg.y_decoder)
         teacher_forced_steps(rec, embedding, decoder_tok.ids(labels[i % len(labels)])[1:], cfg)

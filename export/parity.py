@@ -16,7 +16,7 @@ import numpy as np
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.data.video import VideoFile
-from edge_vljepa.preprocess import TextTokenizer
+from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.streaming import LabelBank, make_policy, run_checked, run_stream
 
 TOLERANCES = {
@@ -75,9 +75,9 @@ def latency_ms(reference, candidate, recorded: dict[str, list[dict]], runs: int 
 def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str],
                     query: str) -> dict[str, float]:
     """Share of held-out windows whose top-1 label is the same on both sides."""
-    query_tok = TextTokenizer(cfg.predictor.tokenizer, cfg.predictor.max_query_len)
+    query_tok = component_tokenizer(cfg, "predictor")
     ids, mask = query_tok.encode(query, what="query")
-    label_tok = TextTokenizer(cfg.y_encoder.tokenizer, cfg.y_encoder.max_text_len)
+    label_tok = component_tokenizer(cfg, "y_encoder")
     top1 = []
     for backend in (reference, candidate):
         bank = LabelBank.build(labels, backend, label_tok)
@@ -96,8 +96,8 @@ def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, 
                      policy: str = "online") -> dict[str, float]:
     """Decode events of both sides on one stream: precision/recall/F1 of the candidate's decode times
     against the reference's, matched one-to-one within one window period; caption agreement on matches."""
-    query_tok = TextTokenizer(cfg.predictor.tokenizer, cfg.predictor.max_query_len)
-    decoder_tok = TextTokenizer(cfg.y_decoder.tokenizer, cfg.y_decoder.max_new_tokens + 2)
+    query_tok = component_tokenizer(cfg, "predictor")
+    decoder_tok = component_tokenizer(cfg, "y_decoder")
     decodes = []
     for backend in (reference, candidate):
         events = []

@@ -44,7 +44,7 @@ from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.data.world import sample_stream
 from edge_vljepa.data.write import write_video
 from edge_vljepa.evaluate import RENDER_SIZE, cider_d
-from edge_vljepa.preprocess import TextTokenizer
+from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.streaming import DEFAULT_STRIDE, l2_normalize, make_policy, policy_defaults, run_stream
 from edge_vljepa.weights import CheckpointError
@@ -424,8 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<17} " + "; ".join(r.label for r in results if r.policy == name))
     print(f"out       {args.out}\nmachine   {machine}\n")
 
-    query_tok = TextTokenizer(cfg.predictor.tokenizer, cfg.predictor.max_query_len)
-    decoder_tok = TextTokenizer(cfg.y_decoder.tokenizer, cfg.y_decoder.max_new_tokens + 2)
+    query_tok = component_tokenizer(cfg, "predictor")
+    decoder_tok = component_tokenizer(cfg, "y_decoder")
     runs: list[list[tuple]] = [[] for _ in results]  # per setting, per stream: (decodes, stream s)
     truths, recorders = [], []
     with tempfile.TemporaryDirectory() as tmp, tqdm(total=args.streams * len(results), unit="run") as bar:

@@ -20,7 +20,7 @@ from pathlib import Path
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import ContractError
 from edge_vljepa.data.video import Camera, VideoError, VideoFile
-from edge_vljepa.preprocess import TextTokenizer
+from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.streaming import (
     DEFAULT_POLICY,
     DEFAULT_STRIDE,
@@ -111,13 +111,13 @@ def main(argv=None) -> int:
             raise ValueError("--top-k and --stride must be >= 1")
         policy = make_policy(args.policy, **policy_params(args))
         source = VideoFile(args.video) if args.video else Camera(args.camera)
-        query_tok = TextTokenizer(cfg.predictor.tokenizer, cfg.predictor.max_query_len)
+        query_tok = component_tokenizer(cfg, "predictor")
         query_tok.encode(args.query, what="query")  # an over-long query fails before any work
-        decoder_tok = TextTokenizer(cfg.y_decoder.tokenizer, cfg.y_decoder.max_new_tokens + 2)
+        decoder_tok = component_tokenizer(cfg, "y_decoder")
         labels_path = args.labels or (DEFAULT_LABELS if DEFAULT_LABELS.is_file() else None)
         labels = read_labels(labels_path) if labels_path else []
         backend = make_backend(args, cfg)
-        label_tok = TextTokenizer(cfg.y_encoder.tokenizer, cfg.y_encoder.max_text_len)
+        label_tok = component_tokenizer(cfg, "y_encoder")
         bank = LabelBank.build(labels, backend, label_tok) if labels else None
     except (ConfigError, CheckpointError, ContractError, VideoError, PolicyError, FileNotFoundError,
             ValueError) as e:
