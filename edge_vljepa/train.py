@@ -175,15 +175,19 @@ class TextFeatures:
             for text, row in zip(part, pooled, strict=True):
                 self.index[text] = len(self.rows)
                 self.rows.append(row)
-        return torch.stack([self.rows[self.index[t]] for t in texts])
+        return torch.stack([self.rows[self.index[t]] for t in texts]).to(self.device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
 
     def state_dict(self) -> dict:
-        rows = torch.stack(self.rows) if self.rows else torch.zeros(0)
+        rows = torch.stack(self.rows).cpu() if self.rows else torch.zeros(0)
         return {"texts": list(self.index), "features": rows}
 
     def load_state_dict(self, state: dict) -> None:
         self.index = {t: i for i, t in enumerate(state["texts"])}
-        self.rows = list(state["features"])
+        self.rows = list(state["features"].to(self.device))
 
 
 def y_embedding(model: VLJEPA, features: torch.Tensor) -> torch.Tensor:
@@ -231,6 +235,29 @@ def make_batch(cfg: ModelConfig, settings: TrainSettings, step: int) -> Batch:
     return Batch(torch.cat(videos), *map(list, zip(*rows, strict=True)))
 
 
+class StepBatches(torch.utils.data.Dataset):
+    """Batch `step` for each step index: lets DataLoader workers render batches ahead of the
+    optimiser (each batch depends on its step alone, so workers change nothing in the result)."""
+
+    def __init__(self, cfg: ModelConfig, settings: TrainSettings):
+        self.cfg, self.settings = cfg, settings
+
+    def __len__(self) -> int:
+        return self.settings.steps
+
+    def __getitem__(self, step: int) -> Batch:
+        return make_batch(self.cfg, self.settings, step)
+
+
+def batches(cfg: ModelConfig, settings: TrainSettings, start: int, stop: int, workers: int):
+    """Batches start .. stop-1 in order, rendered in `workers` processes (0: in this one)."""
+    if workers == 0:
+        return (make_batch(cfg, settings, step) for step in range(start, stop))
+    return iter(torch.utils.data.DataLoader(
+        StepBatches(cfg, settings), batch_size=None, sampler=range(start, stop), num_workers=workers,
+        prefetch_factor=4, collate_fn=lambda batch: batch))
+
+
 # --- losses ---------------------------------------------------------------------------------
 
 class Temperature(nn.Module):
@@ -259,9 +286,10 @@ def info_nce(pred: torch.Tensor, target: torch.Tensor, texts: list[str],
     out of both softmaxes. Returns the loss and the video -> text top-1 accuracy.
     """
     logits = scale * pred @ target.T  # (B, B)
-    same = torch.tensor([[a == b for b in texts] for a in texts])
-    logits = logits.masked_fill(same & ~torch.eye(len(texts), dtype=torch.bool), float("-inf"))
-    labels = torch.arange(len(texts))
+    same = torch.tensor([[a == b for b in texts] for a in texts], device=pred.device)
+    logits = logits.masked_fill(same & ~torch.eye(len(texts), dtype=torch.bool, device=pred.device),
+                                float("-inf"))
+    labels = torch.arange(len(texts), device=pred.device)
     loss = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
     return loss, (logits.argmax(1) == labels).float().mean().item()
 
@@ -282,7 +310,7 @@ def noisy(embedding: torch.Tensor, max_ratio: float, rng: np.random.Generator) -
     n, e = embedding.shape
     noise = torch.from_numpy(rng.standard_normal((n, e)).astype(np.float32)) / math.sqrt(e)
     ratio = torch.from_numpy(rng.uniform(0.0, max_ratio, size=(n, 1)).astype(np.float32))
-    return l2_normalize(embedding + ratio * noise)
+    return l2_normalize(embedding + (ratio * noise).to(embedding.device))
 
 
 def compute_loss(model: VLJEPA, temperature: Temperature, features: TextFeatures, tokenizers: Tokenizers,
@@ -294,14 +322,17 @@ def compute_loss(model: VLJEPA, temperature: Temperature, features: TextFeatures
       decoder          the Y-Decoder's teacher-forced cross-entropy on noisy (or predicted) embeddings.
     """
     b = batch.video.shape[0]
+    device = next(model.parameters()).device
     rng = step_rng(settings.seed, step, 1)
-    query_ids, query_mask = encode_texts(tokenizers.query, [CAPTION_QUERY] * b + batch.questions, "query")
-    tokens, token_mask = encode_texts(tokenizers.decoder, batch.decoder_captions, "caption")  # (B, Ld)
+    query_ids, query_mask = (t.to(device) for t in
+                             encode_texts(tokenizers.query, [CAPTION_QUERY] * b + batch.questions, "query"))
+    tokens, token_mask = (t.to(device) for t in  # (B, Ld)
+                          encode_texts(tokenizers.decoder, batch.decoder_captions, "caption"))
     labels = train_labels()
     options = sorted({o for opts in batch.options for o in opts})
     texts = [*batch.caption_targets, *batch.answers, *batch.decoder_captions, *labels, *options]
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
-        visual = model.x_encoder(batch.video)  # (B, N, Dx)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.bf16):
+        visual = model.x_encoder(batch.video.to(device, non_blocking=True))  # (B, N, Dx)
         # (2B, E): the caption query's predictions, then the questions'
         pred = model.predictor(visual.repeat(2, 1, 1), query_ids, query_mask).float()
         y = y_embedding(model, features(texts)).float()  # (3B + K + O, E)
@@ -315,15 +346,18 @@ def compute_loss(model: VLJEPA, temperature: Temperature, features: TextFeatures
 
     y_labels, y_options = y[3 * b:3 * b + len(labels)], y[3 * b + len(labels):]  # (K, E), (O, E)
     label_index = {label: i for i, label in enumerate(labels)}
-    label_loss, label_acc = choice_loss(scale * pred[:b] @ y_labels.T,
-                                        torch.tensor([label_index[label] for label in batch.labels]))
+    label_loss, label_acc = choice_loss(scale * pred[:b] @ y_labels.T, torch.tensor(
+        [label_index[label] for label in batch.labels], device=device))
     k = max(len(opts) for opts in batch.options)
-    rows = torch.tensor([[options.index(o) for o in opts] + [0] * (k - len(opts)) for opts in batch.options])
-    valid = torch.tensor([[True] * len(opts) + [False] * (k - len(opts)) for opts in batch.options])
+    rows = torch.tensor([[options.index(o) for o in opts] + [0] * (k - len(opts)) for opts in batch.options],
+                        device=device)
+    valid = torch.tensor([[True] * len(opts) + [False] * (k - len(opts)) for opts in batch.options],
+                         device=device)
     option_logits = scale * (y_options[rows] @ pred[b:, :, None])[..., 0]  # (B, k)
     option_loss, option_acc = choice_loss(option_logits.masked_fill(~valid, float("-inf")),
                                           torch.tensor([opts.index(a) for opts, a in
-                                                        zip(batch.options, batch.answers, strict=True)]))
+                                                        zip(batch.options, batch.answers, strict=True)],
+                                                       device=device))
 
     targets = tokens[:, 1:].masked_fill(token_mask[:, 1:] == 0, -100)
     decoder_loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
@@ -416,12 +450,12 @@ def _save_run(path: Path, model: VLJEPA, temperature: Temperature, optimizer, fe
     os.replace(tmp, path)  # a crash while saving never leaves a half-written checkpoint
 
 
-def read_run(out: Path) -> dict:
-    """The run checkpoint in `out` (for --resume); TrainError if there is none."""
+def read_run(out: Path, device: str = "cpu") -> dict:
+    """The run checkpoint in `out` (for --resume), its tensors on `device`; TrainError if there is none."""
     path = out / CHECKPOINT
     if not path.is_file():
         raise TrainError(f"--resume: no {CHECKPOINT} in {out}; start without --resume")
-    return torch.load(path, weights_only=True)
+    return torch.load(path, weights_only=True, map_location=device)
 
 
 def settings_from_dict(d: dict) -> TrainSettings:
@@ -430,21 +464,23 @@ def settings_from_dict(d: dict) -> TrainSettings:
 
 def train(cfg: ModelConfig, settings: TrainSettings, out: Path | None = None, resume: bool = False,
           minutes: float | None = None, until: int | None = None, export: Path | None = None,
-          checkpoint_every: int = 100, progress: bool = True) -> TrainResult:
+          checkpoint_every: int = 100, progress: bool = True, device: str = "cpu",
+          workers: int = 0) -> TrainResult:
     """Train (or continue) a run; see the module docstring. Stops at `settings.steps`, at step
-    `until`, or when `minutes` have passed, saving RUN_DIR/checkpoint.pt (if `out`) and `export`."""
+    `until`, or when `minutes` have passed, saving RUN_DIR/checkpoint.pt (if `out`) and `export`.
+    `device` runs the model there (cpu or cuda); `workers` render batches in that many processes."""
     settings.check(cfg)
     if resume and out is None:
         raise TrainError("--resume needs --out RUN_DIR")
-    model = new_model(cfg, settings.seed).train()
-    temperature = Temperature(settings.temperature)
+    model = new_model(cfg, settings.seed).train().to(device)
+    temperature = Temperature(settings.temperature).to(device)
     optimizer = make_optimizer(model, temperature, settings)
     features, tokenizers = TextFeatures(model), Tokenizers.for_config(cfg)
     step = 0
     if not resume:
         centre_y_encoder(model, features)
     else:
-        state = read_run(out)
+        state = read_run(out, device)
         if state["config"] != cfg.to_dict() or settings_from_dict(state["settings"]) != settings:
             raise TrainError(f"--resume: {out / CHECKPOINT} belongs to another preset or settings")
         checkpoint_module(model).load_state_dict(state["model"])
@@ -458,10 +494,9 @@ def train(cfg: ModelConfig, settings: TrainSettings, out: Path | None = None, re
     start_time = time.perf_counter()
     history = []
     bar = tqdm(total=stop, initial=step, desc="train", unit="step", disable=not progress, dynamic_ncols=True)
-    while step < stop:
+    for batch in batches(cfg, settings, step, stop, workers):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, settings) * group["lr_scale"]
-        batch = make_batch(cfg, settings, step)
         loss, metrics = compute_loss(model, temperature, features, tokenizers, batch, settings, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -479,7 +514,7 @@ def train(cfg: ModelConfig, settings: TrainSettings, out: Path | None = None, re
         if out_of_time:
             break
     bar.close()
-    model.eval()
+    model.eval().cpu()
     if export is not None:
         export.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(checkpoint_module(model), export, cfg, steps=str(step),
@@ -541,6 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=int, help="stop at this step (continue later with --resume)")
     p.add_argument("--export", type=Path,
                    help="write the trained model here (.safetensors) and labels.txt beside it")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="where the model trains; a GPU run renders its batches with --workers processes")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes that render batches ahead of the optimiser (0: render in this one; "
+                        "on a 2-core CPU-only machine 0 is right)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads; on a shared 2-core machine 1 is fastest (2 threads next to any "
                         "other busy process were 5-20x slower per step, measured)")
@@ -572,6 +612,10 @@ def main(argv: list[str] | None = None) -> int:
             raise TrainError("--resume needs --out RUN_DIR")
         if args.checkpoint_every <= 0 or (args.minutes is not None and args.minutes <= 0):
             raise TrainError("--checkpoint-every and --minutes must be > 0")
+        if args.workers < 0:
+            raise TrainError(f"--workers must be >= 0, got {args.workers}")
+        if args.device == "cuda" and not torch.cuda.is_available():
+            raise TrainError("--device cuda: this torch build sees no CUDA GPU; train with --device cpu")
         cfg = get_preset(args.preset)
         settings = resolve_settings(args)
         settings.check(cfg)
@@ -584,9 +628,9 @@ def main(argv: list[str] | None = None) -> int:
           + (" (y_encoder backbone: frozen all-MiniLM-L6-v2)" if uses_minilm(cfg) else ""))
     print("settings: " + " ".join(f"{k}={v}" for k, v in dataclasses.asdict(settings).items()))
     print(f"run: out={args.out} resume={args.resume} minutes={args.minutes} until={args.until} "
-          f"export={args.export} threads={args.threads}")
+          f"export={args.export} threads={args.threads} device={args.device} workers={args.workers}")
     result = train(cfg, settings, args.out, args.resume, args.minutes, args.until, args.export,
-                   args.checkpoint_every)
+                   args.checkpoint_every, device=args.device, workers=args.workers)
     last = result.history[-20:]
     mean = {k: sum(h[k] for h in last) / len(last) for k in last[0]} if last else {}
     print(f"done: step {result.step}/{settings.steps} in {result.seconds / 60:.1f} min")

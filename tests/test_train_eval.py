@@ -71,7 +71,8 @@ def test_a_resumed_run_continues_bit_exactly(tmp_path):
     full = train.train(cfg, SETTINGS, out=tmp_path / "a", progress=False)
     first = train.train(cfg, SETTINGS, out=tmp_path / "b", until=2, progress=False)
     assert first.step == 2 and (tmp_path / "b" / train.CHECKPOINT).is_file()
-    rest = train.train(cfg, SETTINGS, out=tmp_path / "b", resume=True, progress=False)
+    # the rest rendered by DataLoader workers: the same batches, so the same run
+    rest = train.train(cfg, SETTINGS, out=tmp_path / "b", resume=True, progress=False, workers=2)
     assert [h["loss"] for h in rest.history] == [h["loss"] for h in full.history[2:]]
     for (name, a), b in zip(full.model.state_dict().items(), rest.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
