@@ -130,7 +130,7 @@ def test_train_cli_rejects_bad_input_in_one_line(argv, message, capsys):
 
 def test_shipped_default_model_beats_chance(tmp_path):
     """On the first 32 clips of the evaluation's test set (half of them held-out combinations) the
-    shipped model scored 0.22 video -> caption top-1 (chance 1/32) and 0.35 VQA (chance 0.20)."""
+    shipped model scored 0.72 video -> caption top-1 (chance 1/32) and 0.82 VQA (chance 0.20)."""
     cfg = get_preset("default")
     checkpoint = shipped_checkpoint("default")
     assert checkpoint is not None and checkpoint.stat().st_size <= 25 * 2**20
@@ -143,10 +143,10 @@ def test_shipped_default_model_beats_chance(tmp_path):
     n = len(clips)
     pred = embedder.predict(visual, list(range(n)), [train.CAPTION_QUERY] * n)
     captions = embedder.texts([c.segment.captions("test")[0]["text"] for c in clips])
-    assert (evaluate.top1(pred, captions) == np.arange(n)).mean() >= 4 / n  # 4x chance
+    assert (evaluate.top1(pred, captions) == np.arange(n)).mean() >= 0.5  # 16x chance
     questions = [(i, qa) for i, c in enumerate(clips) for qa in c.segment.questions()]
     answers = embedder.predict(visual, [i for i, _ in questions], [qa["question"] for _, qa in questions])
     correct = [qa["options"][int(evaluate.top1(a[None], embedder.texts(qa["options"]))[0])] == qa["answer"]
                for (_, qa), a in zip(questions, answers, strict=True)]
     chance = np.mean([1 / len(qa["options"]) for _, qa in questions])
-    assert np.mean(correct) >= chance + 0.08
+    assert np.mean(correct) >= max(0.7, 3 * chance)
