@@ -20,6 +20,7 @@ from runtimes.selective import (
     decision_delays,
     embedding_change,
     iso_quality,
+    lowest_equal_rate,
     main,
     match_nearest,
     rate_at_quality,
@@ -85,6 +86,16 @@ def test_rate_at_equal_quality_walks_down_from_high_rates_and_ignores_noisy_low_
     assert rate_at_quality(points, 0.8) == pytest.approx(0.25 + 0.3 / 0.35 * 0.25)
     assert rate_at_quality(points, 0.4) == pytest.approx(0.1)  # never falls below: the lowest rate
     assert rate_at_quality(points, 1.1) is None
+
+
+def test_lowest_equal_rate_stops_at_the_first_significantly_worse_setting():
+    def result(rate, upper):
+        return Result("offline_segments", {"rate_hz": rate}, decodes=int(rate * 100), stream_s=100.0,
+                      delta=(0.0, -1.0, upper))
+    results = [result(1.0, 0.1), result(0.5, 0.05), result(0.25, -0.01), result(0.1, 0.2)]
+    assert lowest_equal_rate(results, "offline_segments").params == {"rate_hz": 0.5}  # 0.1 is not reached
+    assert lowest_equal_rate([result(1.0, -0.1)], "offline_segments") is None
+    assert lowest_equal_rate(results, "online") is None
 
 
 def test_bootstrap_intervals_and_iso_quality_reductions():
