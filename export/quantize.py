@@ -12,11 +12,21 @@ Modes (measured on this machine, DESIGN section 4):
                 projections in and out of a component's embedding spaces (BOUNDARY_LINEARS) keep int8
                 per-channel weights: int4 there cost the most accuracy (predictor, random init:
                 cosine 0.986 -> 0.996 with them at int8; measured by quantizing each group alone).
+
+In every integer mode the feed-forward Linears of BERT-family encoders (FP32_LINEARS: the Y-Encoder's
+MiniLM) stay fp32: their GELU activations carry the outliers that int8 activations cannot represent
+(Bondarenko et al., "Understanding and Overcoming the Challenges of Efficient Transformer
+Quantization", EMNLP 2021). Measured on the shipped Y-Encoder (label texts, worst cosine of the
+embedding, PT2E int8 static): every Linear int8 0.896; feed-forward down-projections fp32 0.982; both
+feed-forward Linears fp32 0.995 (int8-dynamic 0.995). In 8da4w its attention Linears keep int8 weights
+too (BERT_ATTENTION: 0.998; int4 there: 0.960). Its size is mostly the token-embedding table, which no mode
+here quantizes, so this costs little.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 
 import torch
@@ -25,6 +35,14 @@ from torch import nn
 QUANT_MODES = ("fp32", "fp16", "int8", "int8-dynamic", "8da4w")
 GROUP_SIZE = 32
 BOUNDARY_LINEARS = ("patch_embed.proj", "visual_proj", "prefix_proj", "head")  # module name suffixes
+FP32_LINEARS = re.compile(r"encoder\.layer\.\d+\.(intermediate|output)\.dense$")  # BERT feed-forward
+BERT_ATTENTION = re.compile(r"encoder\.layer\.\d+\.attention\.")  # int8 weights in 8da4w, never int4
+
+
+def quantized_linears(module: nn.Module) -> list[str]:
+    """Names of the Linear layers an integer mode quantizes: all but FP32_LINEARS."""
+    return [name for name, m in module.named_modules()
+            if isinstance(m, nn.Linear) and not FP32_LINEARS.search(name)]
 
 
 class _Fp16(nn.Module):
@@ -56,26 +74,29 @@ def _8da4w(module: nn.Module) -> nn.Module:
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
 
-    def boundary(fqn: str) -> bool:
-        return fqn.endswith(BOUNDARY_LINEARS)
+    names = set(quantized_linears(module))
+
+    def boundary(fqn: str) -> bool:  # int8 weights
+        return fqn.endswith(BOUNDARY_LINEARS) or BERT_ATTENTION.search(fqn) is not None
 
     quantized = copy.deepcopy(module)
     quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4,
                                                                weight_granularity=PerGroup(GROUP_SIZE)),
-              filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and m.in_features % GROUP_SIZE == 0
-              and not boundary(fqn))
+              filter_fn=lambda m, fqn: fqn in names and m.in_features % GROUP_SIZE == 0 and not boundary(fqn))
     quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8,
                                                                weight_granularity=PerAxis(0)),
-              filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and boundary(fqn))
+              filter_fn=lambda m, fqn: fqn in names and boundary(fqn))
     return quantized
 
 
 def quantized_program(module: nn.Module, example: tuple, mode: str, calibration: list[tuple],
-                      pt2e_quantizer: Callable[[bool], object] | None = None) -> torch.export.ExportedProgram:
+                      pt2e_quantizer: Callable[[bool, list[str]], object] | None = None
+                      ) -> torch.export.ExportedProgram:
     """`module` (a contract method, see edge_vljepa.models.method_modules) exported in `mode`.
 
-    calibration: recorded input tuples of real data (int8 static). pt2e_quantizer(is_dynamic) builds
-    the backend's PT2E quantizer; backends without one support fp32 and fp16 only.
+    calibration: recorded input tuples of real data (int8 static). pt2e_quantizer(is_dynamic, names)
+    builds the backend's PT2E quantizer for the Linear modules `names` (quantized_linears); backends
+    without one support fp32 and fp16 only.
     """
     if mode not in QUANT_MODES:
         raise ValueError(f"unknown quantization {mode!r}; choose one of: {', '.join(QUANT_MODES)}")
@@ -91,4 +112,5 @@ def quantized_program(module: nn.Module, example: tuple, mode: str, calibration:
     if not dynamic and not calibration:
         raise ValueError("int8 (static) needs calibration inputs")
     calibration = calibration[:1] if dynamic else calibration  # dynamic: one pass to trace observers
-    return _export(_pt2e(module, example, pt2e_quantizer(dynamic), calibration), example)
+    quantizer = pt2e_quantizer(dynamic, quantized_linears(module))
+    return _export(_pt2e(module, example, quantizer, calibration), example)

@@ -1,0 +1,23 @@
+"""Which Linear layers the integer modes quantize (export/quantize.py)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from edge_vljepa.config import get_preset
+from edge_vljepa.models import build_model, method_modules
+from export.quantize import FP32_LINEARS, quantized_linears
+
+
+def test_bert_feed_forward_stays_fp32_and_everything_else_is_quantized():
+    modules = method_modules(build_model(get_preset("tiny")))
+    y_encoder = quantized_linears(modules["y_encoder"])
+    linears = [n for n, m in modules["y_encoder"].named_modules() if isinstance(m, nn.Linear)]
+    kept = sorted(set(linears) - set(y_encoder))
+    layers = get_preset("tiny").y_encoder.num_hidden_layers
+    assert len(kept) == 2 * layers and all(FP32_LINEARS.search(n) for n in kept)
+    assert any(n.endswith("attention.output.dense") for n in y_encoder)  # attention stays quantized
+    assert any(n.endswith("head") for n in y_encoder)
+    for method in ("x_encoder", "predictor", "y_decoder_step"):  # no BERT feed-forward there
+        assert quantized_linears(modules[method]) == [n for n, m in modules[method].named_modules()
+                                                      if isinstance(m, nn.Linear)]
