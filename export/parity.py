@@ -109,6 +109,11 @@ class StreamRun:
     def decodes(self) -> list[tuple[float, str]]:
         return [(e.time, e.text) for e in self.events if e.decode]
 
+    @property
+    def windows(self) -> list[Event]:
+        """The per-window events (one per window, in order, before any end-of-stream decode)."""
+        return self.events[:len(self.embeddings)]
+
     def change(self) -> np.ndarray:
         """Embedding change per window: cosine distance to the previous window (0 for the first)."""
         e = l2_normalize(self.embeddings)  # (n, E)
@@ -129,14 +134,16 @@ class _PredictorOutputs:
 
 
 def record_stream(backend, cfg: ModelConfig, video, query: str, stride: int = 2, policy: str = "online",
-                  params: dict | None = None) -> StreamRun:
-    """Run the streaming loop on `video` with decode policy `policy` (`params`: its parameters)."""
+                  params: dict | None = None, label_bank: LabelBank | None = None) -> StreamRun:
+    """Run the streaming loop on `video` with decode policy `policy` (`params`: its parameters) and,
+    when given, a label bank (top-1 label per window)."""
     events: list[Event] = []
     recorder = _PredictorOutputs(backend)
     summary = run_stream(VideoFile(video), recorder, cfg, query=query,
                          query_tokenizer=component_tokenizer(cfg, "predictor"),
                          decoder_tokenizer=component_tokenizer(cfg, "y_decoder"),
-                         policy=make_policy(policy, **(params or {})), stride=stride, on_event=events.append)
+                         policy=make_policy(policy, **(params or {})), stride=stride, label_bank=label_bank,
+                         top_k=1, on_event=events.append)
     embeddings = np.array(recorder.rows, dtype=np.float32).reshape(len(recorder.rows), -1)  # (n_windows, E)
     return StreamRun(events, embeddings, summary.error)
 
@@ -146,6 +153,13 @@ def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, 
     """Decode events of both sides on one stream (see `event_agreement`)."""
     ref, cand = (record_stream(b, cfg, video, query, stride, policy) for b in (reference, candidate))
     return event_agreement(ref.decodes, cand.decodes, stride / cfg.fps)
+
+
+def stream_label_agreement(ref: StreamRun, cand: StreamRun) -> dict[str, float]:
+    """Share of stream windows with the same top-1 label, both sides ranking against one label bank
+    (what a device does with the artifact's precomputed bank: only X-Encoder and Predictor differ)."""
+    same = [a.topk[0][0] == b.topk[0][0] for a, b in zip(ref.windows, cand.windows, strict=True)]
+    return {"windows": len(same), "top1_agreement": float(np.mean(same)) if same else 1.0}
 
 
 def event_agreement(ref: list[tuple[float, str]], cand: list[tuple[float, str]],

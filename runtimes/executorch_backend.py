@@ -7,6 +7,11 @@ no memory until the first decode.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
+
 import numpy as np
 import torch
 
@@ -32,13 +37,10 @@ class ExecuTorchBackend:
     def _method(self, name: str):
         if name not in self._methods:
             component = self.artifact.component_of(name)
-            if component not in self._programs:
-                path = self.artifact.component_file(component)
-                try:
+            with _loading(self.artifact.component_file(component)) as path:
+                if component not in self._programs:
                     self._programs[component] = self._runtime.load_program(str(path))
-                except Exception as e:  # the runtime raises RuntimeError/ValueError for bad programs
-                    raise ArtifactError(f"cannot load {path} as an ExecuTorch program ({e})") from None
-            self._methods[name] = self._programs[component].load_method(name)
+                self._methods[name] = self._programs[component].load_method(name)
         return self._methods[name]
 
     def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -46,3 +48,17 @@ class ExecuTorchBackend:
         args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in spec.inputs]
         outputs = self._method(method).execute(args)
         return {t.name: o.numpy() for t, o in zip(spec.outputs, outputs, strict=True)}
+
+
+@contextlib.contextmanager
+def _loading(path):
+    """Load from `path` with the runtime's log collected (it logs through sys.stderr): a failure becomes
+    an ArtifactError with the log's reason (e.g. "File size is too small..."); a success passes it on."""
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(log):
+            yield path
+    except Exception as e:  # the runtime raises RuntimeError/ValueError for bad programs
+        reason = "; ".join(re.sub(r"^\[[^\]]*\]\s*", "", line) for line in log.getvalue().splitlines())
+        raise ArtifactError(f"cannot load {path} as an ExecuTorch program ({reason or e})") from None
+    sys.stderr.write(log.getvalue())

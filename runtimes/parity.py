@@ -8,7 +8,8 @@ the same frames of --video (export/parity.py, the same measures the exporter rec
   - tensor parity per component: every method on the inputs the loop really feeds it (recorded on
     the first windows), worst cosine, max abs error and SNR per output;
   - labels: top-1 agreement and top-k overlap over non-overlapping windows, each side with its own
-    X-Encoder, Predictor and Y-Encoder label bank;
+    X-Encoder, Predictor and Y-Encoder label bank; and top-1 agreement over the streaming windows
+    with one shared label bank (the artifact's precomputed one, as a device ranks);
   - decode events: each side runs the streaming loop with the artifact's decode defaults; precision,
     recall and F1 of the artifact's decode times against the reference's (matched within one
     window period), the mean time offset of the matches and their caption agreement.
@@ -32,11 +33,20 @@ from tqdm import tqdm
 from edge_vljepa.config import CAPTION_QUERY, ConfigError
 from edge_vljepa.contract import ContractError
 from edge_vljepa.data.video import VideoError, VideoFile
-from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, PolicyError
+from edge_vljepa.preprocess import component_tokenizer
+from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, PolicyError
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ExportError
 from export.calibration import clip_windows, parity_inputs
-from export.parity import StreamRun, event_agreement, failures, label_agreement, record_stream, tensor_parity
+from export.parity import (
+    StreamRun,
+    event_agreement,
+    failures,
+    label_agreement,
+    record_stream,
+    stream_label_agreement,
+    tensor_parity,
+)
 from runtimes.artifact import Artifact, ArtifactError
 from runtimes.backends import open_backend
 from runtimes.stream import read_labels
@@ -101,7 +111,8 @@ def main(argv=None) -> int:
         candidate = open_backend(artifact)
         reference, reference_text = reference_backend(args, artifact)
         VideoFile(args.video)  # a missing or unreadable video fails before any work
-        labels = read_labels(args.labels) if args.labels else artifact.label_bank().labels
+        bank = artifact.label_bank()
+        labels = read_labels(args.labels) if args.labels else bank.labels
     except (ArtifactError, ConfigError, CheckpointError, ContractError, VideoError, FileNotFoundError,
             ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -117,7 +128,9 @@ def main(argv=None) -> int:
     print(f"tolerances  {artifact.manifest.get('tolerances', 'none recorded: the defaults')}")
 
     try:
-        results, runs = compare(args, artifact, reference, candidate, labels, decode)
+        if args.labels:  # the streams' shared bank: the reference's embeddings of the given labels
+            bank = LabelBank.build(labels, reference, component_tokenizer(cfg, "y_encoder"))
+        results, runs = compare(args, artifact, reference, candidate, labels, bank, decode)
     except (ExportError, VideoError, PolicyError, ArtifactError, ContractError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -143,7 +156,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def compare(args, artifact: Artifact, reference, candidate, labels: list[str],
+def compare(args, artifact: Artifact, reference, candidate, labels: list[str], bank: LabelBank,
             decode: dict) -> tuple[dict, dict[str, StreamRun]]:
     """All measures on the same frames; (results, the two stream runs)."""
     cfg = artifact.cfg
@@ -156,13 +169,15 @@ def compare(args, artifact: Artifact, reference, candidate, labels: list[str],
     runs = {}
     for side, backend in (("reference", reference), ("artifact", candidate)):
         runs[side] = record_stream(backend, cfg, args.video, args.query, decode["stride"], decode["policy"],
-                                   decode["params"])
+                                   decode["params"], bank)
         if runs[side].error:
             raise VideoError(f"the video broke mid-stream, parity needs all of it: {runs[side].error}")
         steps.update()
     steps.close()
-    events = event_agreement(runs["reference"].decodes, runs["artifact"].decodes, decode["stride"] / cfg.fps)
-    return {"tensors": tensors, "tasks": {"labels": label_result, "decode_events": events}}, runs
+    ref, art = runs["reference"], runs["artifact"]
+    tasks = {"labels": label_result, "stream_labels": stream_label_agreement(ref, art),
+             "decode_events": event_agreement(ref.decodes, art.decodes, decode["stride"] / cfg.fps)}
+    return {"tensors": tensors, "tasks": tasks}, runs
 
 
 def timeline(run: StreamRun) -> dict:
@@ -191,8 +206,11 @@ def print_summary(results: dict, rows: list[dict]) -> None:
         print(f"{r['component']:<12}{r['output']:<32}{r['cosine']:>10.6f}{r['max_abs']:>11.2e}"
               f"{r['snr_db']:>9.1f}  {r['quant']}: {r['tolerance']}")
     lab, dec = results["tasks"]["labels"], results["tasks"]["decode_events"]
+    stream_lab = results["tasks"]["stream_labels"]
     print(f"labels      top-1 agreement {lab['top1_agreement']:.1%}, top-{lab['k']} overlap "
-          f"{lab['topk_overlap']:.1%} on {lab['windows']} windows")
+          f"{lab['topk_overlap']:.1%} on {lab['windows']} windows (each side its own Y-Encoder); "
+          f"{stream_lab['top1_agreement']:.1%} top-1 on {stream_lab['windows']} stream windows (one shared "
+          "bank)")
     print(f"decodes     reference {dec['reference_decodes']}, artifact {dec['candidate_decodes']}: "
           f"precision {dec['precision']:.2f}, recall {dec['recall']:.2f}, F1 {dec['f1']:.2f}; mean offset "
           f"{dec['mean_offset_s']:.2f} s; captions agree on {dec['caption_agreement']:.1%} of matches")
@@ -201,7 +219,7 @@ def print_summary(results: dict, rows: list[dict]) -> None:
 def timeline_svg(timelines: dict[str, dict], width: int = 960, height: int = 320) -> str:
     """Both embedding-change curves (cosine distance to the previous window) over time, and a row of
     decode marks per side (hover: the caption)."""
-    left, right, top, plot_h = 60, 20, 20, height - 110
+    left, right, top, plot_h = 80, 20, 20, height - 110
     times = [t for tl in timelines.values() for t in tl["time"]] or [0.0]
     t_max = max(max(times), 1e-6)
     y_max = max([c for tl in timelines.values() for c in tl["change"]] + [1e-6]) * 1.1
@@ -218,7 +236,8 @@ def timeline_svg(timelines: dict[str, dict], width: int = 960, height: int = 320
              'stroke="#999"/>',
              f'<text x="{left}" y="{top - 6}">embedding change (1 - cos to the previous window), '
              f'max {y_max / 1.1:.4f}</text>']
-    for tick in np.linspace(0, t_max, 7):
+    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600) if t_max / s <= 8), 1200)
+    for tick in np.arange(0, t_max + 1e-9, step):
         parts.append(f'<text x="{px(tick):.1f}" y="{height - 8}" text-anchor="middle">{tick:.0f} s</text>')
     for row, (side, tl) in enumerate(timelines.items()):
         colour = COLOURS[side]
@@ -243,6 +262,7 @@ def report_html(results: dict, rows: list[dict], timelines: dict[str, dict]) -> 
         f"<td>{r['cosine']:.6f}</td><td>{r['max_abs']:.2e}</td><td>{r['snr_db']:.1f}</td>"
         f"<td>{e(r['tolerance'])}</td></tr>" for r in rows)
     lab, dec = results["tasks"]["labels"], results["tasks"]["decode_events"]
+    stream_lab = results["tasks"]["stream_labels"]
     decodes = "".join(
         f"<tr><td>{e(side)}</td><td>{d['time']:.2f}</td><td>{e(str(d['text']))}</td></tr>"
         for side, tl in timelines.items() for d in tl["decodes"])
@@ -260,7 +280,9 @@ tolerances (manifest) <code>{e(json.dumps(results['tolerances']))}</code></p>
 <table><tr><th>component</th><th>method.output</th><th>quant</th><th>worst cosine</th><th>max abs</th>
 <th>SNR dB</th><th>tolerance</th></tr>{table}</table>
 <h2>Labels</h2><p>top-1 agreement {lab['top1_agreement']:.1%}, top-{lab['k']} overlap
-{lab['topk_overlap']:.1%} on {lab['windows']} windows</p>
+{lab['topk_overlap']:.1%} on {lab['windows']} windows, each side ranking with its own Y-Encoder;
+top-1 agreement {stream_lab['top1_agreement']:.1%} on the {stream_lab['windows']} stream windows, both sides
+ranking against one label bank (the artifact's precomputed embeddings, as on a device)</p>
 <h2>Decode events</h2><p>reference {dec['reference_decodes']}, artifact {dec['candidate_decodes']}:
 precision {dec['precision']:.2f}, recall {dec['recall']:.2f}, F1 {dec['f1']:.2f} (matched within one window
 period); mean time offset {dec['mean_offset_s']:.2f} s; captions agree on {dec['caption_agreement']:.1%}
