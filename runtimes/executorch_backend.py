@@ -2,7 +2,8 @@
 
 One .pte per component; a component's methods are named as in the contract (`y_decoder.pte` holds
 `y_decoder_prefill` and `y_decoder_step`). Programs load lazily on first use, so the Y-Decoder costs
-no memory until the first decode.
+no memory until the first decode; whether this runtime has every delegate the manifest records
+(XNNPACK here; Core ML, Vulkan, QNN only on their devices) is checked when the artifact is opened.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import numpy as np
 import torch
 
 from runtimes.artifact import Artifact, ArtifactError
+
+DELEGATE_BACKENDS = {"xnnpack": "XnnpackBackend", "coreml": "CoreMLBackend", "vulkan": "VulkanBackend",
+                     "qnn": "QnnBackend"}  # manifest delegate -> ExecuTorch backend name
 
 
 class ExecuTorchBackend:
@@ -31,6 +35,15 @@ class ExecuTorchBackend:
                                 "pip install executorch==1.5.1") from None
         self.artifact, self.contract = artifact, artifact.contract
         self._runtime = Runtime.get()
+        registry = self._runtime.backend_registry
+        for component, info in artifact.manifest["components"].items():
+            delegate = info.get("delegate")
+            backend = DELEGATE_BACKENDS.get(delegate, delegate)
+            if backend and not registry.is_available(backend):
+                have = ", ".join(registry.registered_backend_names)
+                raise ArtifactError(f"{artifact.dir}: {component} is delegated to {delegate}, which this "
+                                    f"ExecuTorch runtime does not have (it has {have}); run it on a device "
+                                    f"with {backend}")
         self._programs: dict[str, object] = {}
         self._methods: dict[str, object] = {}
 

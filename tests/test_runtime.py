@@ -194,6 +194,8 @@ def other_preset(directory) -> None:
     (other_preset, "the contract hash in the manifest does not match its model config"),
     (lambda d: edit_manifest(d, lambda m: m.update(target="tensorrt")), "unknown artifact target 'tensorrt'"),
     (lambda d: (d / "manifest.json").unlink(), "is not an artifact directory: manifest.json not found"),
+    (lambda d: edit_manifest(d, lambda m: m["components"]["y_decoder"].update(delegate="examplenpu")),
+     "y_decoder is delegated to examplenpu, which this ExecuTorch runtime does not have"),
 ])
 def test_unusable_artifact_is_refused_before_any_work(capsys, tmp_path, artifact, video, damage, message):
     damaged = copy(artifact, tmp_path)
