@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         candidate = open_backend(artifact)
         reference, reference_text = reference_backend(args, artifact)
         VideoFile(args.video)  # a missing or unreadable video fails before any work
-        bank = artifact.label_bank()
+        bank = None if args.labels else artifact.label_bank()
         labels = read_labels(args.labels) if args.labels else bank.labels
     except (ArtifactError, ConfigError, CheckpointError, ContractError, VideoError, FileNotFoundError,
             ValueError) as e:
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     print(f"tolerances  {artifact.manifest.get('tolerances', 'none recorded: the defaults')}")
 
     try:
-        if args.labels:  # the streams' shared bank: the reference's embeddings of the given labels
+        if bank is None:  # the streams' shared bank: the reference's embeddings of the given labels
             bank = LabelBank.build(labels, reference, component_tokenizer(cfg, "y_encoder"))
         results, runs = compare(args, artifact, reference, candidate, labels, bank, decode)
     except (ExportError, VideoError, PolicyError, ArtifactError, ContractError) as e:
@@ -181,8 +181,7 @@ def compare(args, artifact: Artifact, reference, candidate, labels: list[str], b
 
 
 def timeline(run: StreamRun) -> dict:
-    n = len(run.embeddings)
-    return {"time": [e.time for e in run.events[:n]], "change": [round(float(c), 6) for c in run.change()],
+    return {"time": [e.time for e in run.windows], "change": [round(float(c), 6) for c in run.change()],
             "decodes": [{"time": t, "text": text} for t, text in run.decodes]}
 
 
