@@ -129,9 +129,14 @@ class TextTokenizer:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
 
-def component_tokenizer(cfg: ModelConfig, component: str) -> TextTokenizer:
+TEXT_COMPONENTS = ("predictor", "y_encoder", "y_decoder")  # the components that read or write text
+
+
+def component_tokenizer(cfg: ModelConfig, component: str, file: str | Path | None = None) -> TextTokenizer:
     """The tokenizer of a text component at its contract length: predictor queries, y_encoder texts,
-    y_decoder outputs ([CLS], up to max_new_tokens tokens, [SEP])."""
+    y_decoder outputs ([CLS], up to max_new_tokens tokens, [SEP]). file: a tokenizer.json to use
+    instead of the one the config names (an artifact's own copy)."""
     lengths = {"predictor": cfg.predictor.max_query_len, "y_encoder": cfg.y_encoder.max_text_len,
                "y_decoder": cfg.y_decoder.max_new_tokens + 2}
-    return TextTokenizer(getattr(cfg, component).tokenizer, lengths[component])
+    return TextTokenizer(str(file) if file is not None else getattr(cfg, component).tokenizer,
+                         lengths[component])

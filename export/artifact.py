@@ -24,8 +24,8 @@ import numpy as np
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
-from edge_vljepa.preprocess import PreprocessSpec, component_tokenizer, tokenizer_file
-from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults
+from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, component_tokenizer, tokenizer_file
+from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults, run_checked
 from export.parity import TASK_TOLERANCES, TOLERANCES
 from runtimes.artifact import MANIFEST, file_sha256
 
@@ -96,7 +96,7 @@ class ArtifactBuilder:
 
     def add_tokenizers(self) -> None:
         """Copy each component's tokenizer.json into the artifact (components sharing one share the file)."""
-        for component in ("predictor", "y_encoder", "y_decoder"):
+        for component in TEXT_COMPONENTS:
             name = getattr(self.cfg, component).tokenizer
             file = f"tokenizer_{Path(name).stem if name not in ('minilm', 'world') else name}.json"
             shutil.copyfile(tokenizer_file(name), self.path(file))
@@ -116,7 +116,7 @@ class ArtifactBuilder:
         golden = {}
         for method, calls in recorded.items():
             golden |= {f"{method}.in.{k}": v for k, v in calls[0].items()}
-            golden |= {f"{method}.out.{k}": v for k, v in reference.run(method, calls[0]).items()}
+            golden |= {f"{method}.out.{k}": v for k, v in run_checked(reference, method, calls[0]).items()}
         self.add_arrays("golden.npz", golden)
         self.manifest |= {
             "label_bank": "label_bank.npz", "golden": "golden.npz",

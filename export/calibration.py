@@ -27,6 +27,7 @@ from edge_vljepa.preprocess import (
 )
 from edge_vljepa.streaming import LabelBank, Resampler, WindowBuffer, greedy_decode, run_checked
 from export.artifact import ExportError
+from export.reference import CALIBRATION_QUERIES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -69,9 +70,9 @@ def clip_windows(paths: list[Path], cfg: ModelConfig, max_windows: int) -> list[
                 if len(windows) >= max_windows:
                     return windows
         except VideoError as e:
-            raise ExportError(f"calibration video: {e}") from None
+            raise ExportError(str(e)) from None
     if not windows:
-        raise ExportError(f"the calibration videos are shorter than one window ({spec.num_frames} frames "
+        raise ExportError(f"the videos are shorter than one window ({spec.num_frames} frames "
                           f"at {cfg.fps:g} fps)")
     return windows
 
@@ -97,6 +98,12 @@ def teacher_forced_steps(backend, embedding: np.ndarray, token_ids: list[int], c
         kv = run_checked(backend, "y_decoder_step", {"token": np.array([[token]], np.int64),
                                                      "position": np.array([d.prefix_len + n], np.int64),
                                                      "kv_cache": kv})["kv_cache"]
+
+
+def parity_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str]):
+    """The inputs tensor parity compares the two sides on: the loop's calls of every method on the
+    first 4 windows with the calibration queries, 8 labels and 4 decodes."""
+    return record_inputs(reference, cfg, windows[:4], CALIBRATION_QUERIES, labels[:8])
 
 
 def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], queries: list[str],

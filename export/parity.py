@@ -1,23 +1,26 @@
 """How close an exported artifact is to the PyTorch reference, in tensors and in tasks.
 
 Tensor parity: every method on the same recorded real inputs, per output: worst cosine, max abs
-error and SNR (dB). Task parity: top-1 label agreement on held-out clips (each side runs its own
-x_encoder -> predictor and its own Y-Encoder label bank) and decode-event agreement on a held-out
-stream (each side runs the streaming loop; events match when within one window period).
+error and SNR (dB). Task parity: top-1 label agreement (and top-k overlap) on held-out clips (each
+side runs its own x_encoder -> predictor and its own Y-Encoder label bank) and decode-event
+agreement on a held-out stream (each side runs the streaming loop; events match when within one
+window period). Used by the exporters and by `python -m runtimes.parity`.
 
-TOLERANCES is the one place the thresholds live; exporters write them into the manifest.
+TOLERANCES is the one place the thresholds live; exporters write them into the manifest, and
+`failures` checks results against the manifest's copy.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.data.video import VideoFile
 from edge_vljepa.preprocess import component_tokenizer
-from edge_vljepa.streaming import LabelBank, make_policy, run_checked, run_stream
+from edge_vljepa.streaming import Event, LabelBank, l2_normalize, make_policy, run_checked, run_stream
 
 TOLERANCES = {
     "fp32": {"max_abs": 1e-4},
@@ -44,7 +47,7 @@ def tensor_parity(reference, candidate, recorded: dict[str, list[dict]]) -> dict
     for method, calls in recorded.items():
         worst: dict[str, dict[str, float]] = {}
         for inputs in calls:
-            ref, out = reference.run(method, inputs), candidate.run(method, inputs)
+            ref, out = run_checked(reference, method, inputs), run_checked(candidate, method, inputs)
             for name in ref:
                 m = compare(ref[name], out[name])
                 w = worst.setdefault(name, m)
@@ -73,12 +76,13 @@ def latency_ms(reference, candidate, recorded: dict[str, list[dict]], runs: int 
 
 
 def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str],
-                    query: str) -> dict[str, float]:
-    """Share of held-out windows whose top-1 label is the same on both sides."""
+                    query: str, k: int = 5) -> dict[str, float]:
+    """Share of held-out windows whose top-1 label is the same on both sides, and the mean share of
+    the reference's top-k labels that are also in the candidate's top-k."""
     query_tok = component_tokenizer(cfg, "predictor")
     ids, mask = query_tok.encode(query, what="query")
     label_tok = component_tokenizer(cfg, "y_encoder")
-    top1 = []
+    topk = []
     for backend in (reference, candidate):
         bank = LabelBank.build(labels, backend, label_tok)
         picks = []
@@ -86,27 +90,83 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
             visual = run_checked(backend, "x_encoder", {"video": video})["visual_tokens"]
             emb = run_checked(backend, "predictor", {"visual_tokens": visual, "query_ids": ids,
                                                      "query_mask": mask})["embedding"][0]
-            picks.append(bank.topk(emb, 1)[0][0])
-        top1.append(picks)
-    agree = float(np.mean([a == b for a, b in zip(*top1, strict=True)]))
-    return {"windows": len(windows), "top1_agreement": agree}
+            picks.append([label for label, _ in bank.topk(emb, k)])
+        topk.append(picks)
+    pairs = list(zip(*topk, strict=True))
+    return {"windows": len(windows), "top1_agreement": float(np.mean([a[0] == b[0] for a, b in pairs])),
+            "k": k, "topk_overlap": float(np.mean([len(set(a) & set(b)) / len(a) for a, b in pairs]))}
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """One side's streaming loop over a video: its events and its window embeddings (n_windows, E)."""
+
+    events: list[Event]
+    embeddings: np.ndarray
+    error: str | None = None  # the source's error if the video broke mid-stream
+
+    @property
+    def decodes(self) -> list[tuple[float, str]]:
+        return [(e.time, e.text) for e in self.events if e.decode]
+
+    @property
+    def windows(self) -> list[Event]:
+        """The per-window events (one per window, in order, before any end-of-stream decode)."""
+        return self.events[:len(self.embeddings)]
+
+    def change(self) -> np.ndarray:
+        """Embedding change per window: cosine distance to the previous window (0 for the first)."""
+        e = l2_normalize(self.embeddings)  # (n, E)
+        return np.concatenate([[0.0], 1 - np.sum(e[1:] * e[:-1], axis=1)]) if len(e) else np.zeros(0)
+
+
+class _PredictorOutputs:
+    """A backend wrapper that keeps every predictor embedding (the loop calls it once per window)."""
+
+    def __init__(self, backend):
+        self.backend, self.contract, self.rows = backend, backend.contract, []
+
+    def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outputs = self.backend.run(method, inputs)
+        if method == "predictor":
+            self.rows.append(outputs["embedding"][0])
+        return outputs
+
+
+def record_stream(backend, cfg: ModelConfig, video, query: str, stride: int = 2, policy: str = "online",
+                  params: dict | None = None, label_bank: LabelBank | None = None) -> StreamRun:
+    """Run the streaming loop on `video` with decode policy `policy` (`params`: its parameters) and,
+    when given, a label bank (top-1 label per window)."""
+    events: list[Event] = []
+    recorder = _PredictorOutputs(backend)
+    summary = run_stream(VideoFile(video), recorder, cfg, query=query,
+                         query_tokenizer=component_tokenizer(cfg, "predictor"),
+                         decoder_tokenizer=component_tokenizer(cfg, "y_decoder"),
+                         policy=make_policy(policy, **(params or {})), stride=stride, label_bank=label_bank,
+                         top_k=1, on_event=events.append)
+    embeddings = np.array(recorder.rows, dtype=np.float32).reshape(len(recorder.rows), -1)  # (n_windows, E)
+    return StreamRun(events, embeddings, summary.error)
 
 
 def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, stride: int = 2,
                      policy: str = "online") -> dict[str, float]:
-    """Decode events of both sides on one stream: precision/recall/F1 of the candidate's decode times
-    against the reference's, matched one-to-one within one window period; caption agreement on matches."""
-    query_tok = component_tokenizer(cfg, "predictor")
-    decoder_tok = component_tokenizer(cfg, "y_decoder")
-    decodes = []
-    for backend in (reference, candidate):
-        events = []
-        run_stream(VideoFile(video), backend, cfg, query=query, query_tokenizer=query_tok,
-                   decoder_tokenizer=decoder_tok, policy=make_policy(policy), stride=stride,
-                   on_event=lambda e, ev=events: ev.append(e) if e.decode else None)
-        decodes.append([(e.time, e.text) for e in events])
-    ref, cand = decodes
-    tolerance = stride / cfg.fps + 1e-6
+    """Decode events of both sides on one stream (see `event_agreement`)."""
+    ref, cand = (record_stream(b, cfg, video, query, stride, policy) for b in (reference, candidate))
+    return event_agreement(ref.decodes, cand.decodes, stride / cfg.fps)
+
+
+def stream_label_agreement(ref: StreamRun, cand: StreamRun) -> dict[str, float]:
+    """Share of stream windows with the same top-1 label, both sides ranking against one label bank
+    (what a device does with the artifact's precomputed bank: only X-Encoder and Predictor differ)."""
+    same = [a.topk[0][0] == b.topk[0][0] for a, b in zip(ref.windows, cand.windows, strict=True)]
+    return {"windows": len(same), "top1_agreement": float(np.mean(same)) if same else 1.0}
+
+
+def event_agreement(ref: list[tuple[float, str]], cand: list[tuple[float, str]],
+                    window_period_s: float) -> dict[str, float]:
+    """Precision/recall/F1 of the candidate's decode times against the reference's, matched one-to-one
+    within one window period; mean |time offset| and caption agreement over the matches."""
+    tolerance = window_period_s + 1e-6
     unmatched, matches = list(ref), []
     for t, text in cand:
         best = min(unmatched, key=lambda r: abs(r[0] - t), default=None)
@@ -123,19 +183,24 @@ def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, 
 
 
 def failures(quant: dict[str, str], tensors: dict[str, dict], tasks: dict[str, dict],
-             contract) -> list[str]:
-    """Every tolerance the results miss, as readable lines (empty: the artifact passes)."""
+             contract, tolerances: dict | None = None) -> list[str]:
+    """Every tolerance the results miss, as readable lines (empty: the artifact passes).
+
+    tolerances: {"tensor": {mode: {metric: bound}}, "task": {...}} as a manifest stores them;
+    default (and for a mode the manifest lacks): TOLERANCES and TASK_TOLERANCES."""
+    tolerances = tolerances or {}
+    tensor_tol = {**TOLERANCES, **tolerances.get("tensor", {})}
+    task_tol = {**TASK_TOLERANCES, **tolerances.get("task", {})}
     out = []
     for method, result in tensors.items():
         mode = quant[contract[method].component]
         for name, m in result["outputs"].items():
-            for metric, bound in TOLERANCES[mode].items():
+            for metric, bound in tensor_tol[mode].items():
                 bad = m[metric] > bound if metric == "max_abs" else m[metric] < bound
                 if bad:
                     out.append(f"{method}.{name} ({mode}): {metric} {m[metric]:.6g}, "
                                f"{'allowed at most' if metric == 'max_abs' else 'needs at least'} {bound}")
     agreement = tasks.get("labels", {}).get("top1_agreement")
-    if agreement is not None and agreement < TASK_TOLERANCES["top1_agreement"]:
-        out.append(f"top-1 label agreement {agreement:.1%}, needs at least "
-                   f"{TASK_TOLERANCES['top1_agreement']:.0%}")
+    if agreement is not None and agreement < task_tol["top1_agreement"]:
+        out.append(f"top-1 label agreement {agreement:.1%}, needs at least {task_tol['top1_agreement']:.0%}")
     return out

@@ -33,7 +33,7 @@ from edge_vljepa.models import COMPONENTS, method_modules
 from edge_vljepa.preprocess import TextTooLongError
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, check_out_dir
-from export.calibration import clip_windows, record_inputs, stream_file, video_files
+from export.calibration import clip_windows, parity_inputs, record_inputs, stream_file, video_files
 from export.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
 from export.quantize import QUANT_MODES, quantized_program
 from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend
@@ -227,7 +227,7 @@ def run_parity(args, art, reference, cfg, labels, quant, tmp: Path) -> tuple[dic
     print("parity      held-out clips and a held-out stream through the ExecuTorch runtime...", flush=True)
     candidate = ExecuTorchBackend(Artifact(art.dir))
     windows = clip_windows(video_files(None, "test", 10, tmp / "parity"), cfg, args.parity_windows)
-    recorded = record_inputs(reference, cfg, windows[:4], CALIBRATION_QUERIES, labels[:8])
+    recorded = parity_inputs(reference, cfg, windows, labels)
     tensors = tensor_parity(reference, candidate, recorded)
     latency = latency_ms(reference, candidate, recorded)
     tasks = {"labels": label_agreement(reference, candidate, cfg, windows, labels, CAPTION_QUERY),

@@ -1,39 +1,59 @@
 """`python -m runtimes.stream`: the streaming selective-decoding loop on a video file or a camera.
 
     python -m runtimes.stream --video clip.mp4 [--preset default] [--policy online] [--events out.jsonl]
+    python -m runtimes.stream --artifacts artifacts/default-int8 --camera 0
 
-Prints the effective settings, then one line per window (time, top-k labels, decoded text when the
-policy decodes), then the timing summary (windows/s, real-time factor, decodes, per-stage ms).
-The loop itself is edge_vljepa.streaming.run_stream, the same on every backend; this CLI only wires
-a source, a backend, tokenizers, a label bank and a decode policy to it.
+Without --artifacts the model is the PyTorch reference (the eager model of a preset). With
+--artifacts DIR it is the exported artifact, run by the backend of its manifest target
+(runtimes.backends) from the directory alone: its tokenizers, its preprocessing spec, its label bank
+(unless --labels) and its decode-policy defaults (unless given here). The Y-Decoder is loaded on the
+first decode; the summary reports the RSS before and after it.
+
+Prints the effective settings, then a live view (every decode as a line; the latest window's top-k
+labels as one status line, redrawn in place on a terminal, at most one line per --refresh seconds
+otherwise), then the summary: windows/s, real-time factor, decodes per minute, per-stage p50/p90 ms,
+peak RSS. The loop itself is edge_vljepa.streaming.run_stream, the same on every backend; this CLI
+only wires a source, a backend, tokenizers, a label bank and a decode policy to it.
 
 Exit status: 0 on success, 1 when the source broke mid-stream (the events before the break are
-kept, in the terminal and in --events), 2 for bad input (one line on stderr, no traceback).
+kept, in the terminal and in --events), 2 for bad input, including an artifact that cannot be used
+(one line on stderr, no traceback; events already written are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
-from edge_vljepa.contract import ContractError
+from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, ModelConfig, get_preset
+from edge_vljepa.contract import ContractError, build_contract
 from edge_vljepa.data.video import Camera, VideoError, VideoFile
-from edge_vljepa.preprocess import component_tokenizer
+from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, TextTokenizer, component_tokenizer
 from edge_vljepa.streaming import (
     DEFAULT_POLICY,
     DEFAULT_STRIDE,
     POLICIES,
+    Backend,
     EventWriter,
     LabelBank,
     PolicyError,
     make_policy,
+    policy_defaults,
     run_stream,
 )
 from edge_vljepa.weights import CheckpointError
+from runtimes.artifact import Artifact, ArtifactError
+from runtimes.backends import open_backend
+from runtimes.memory import FirstCallMemory, peak_rss_mb
 
 DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "edge_vljepa" / "assets" / "default" / "labels.txt"
+# decode-policy parameter -> the flag (argparse dest) that sets it
+PARAM_FLAGS = {"every_s": "every", "rate_hz": "rate", "n_segments": "segments", "threshold": "threshold",
+               "confirm": "confirm", "min_interval_s": "min_interval", "max_interval_s": "max_interval"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,17 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m runtimes.stream", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Run the VL-JEPA streaming loop: every window of frames becomes an embedding "
                     "(X-Encoder + Predictor), ranked against a label bank; the decode policy decides "
-                    "when the Y-Decoder turns the embedding stream into text.")
+                    "when the Y-Decoder turns the embedding stream into text. Runs the PyTorch reference, "
+                    "or an exported artifact with --artifacts (then the policy, its parameters and the "
+                    "stride default to the artifact's decode defaults).")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", type=Path, help="a video file (anything OpenCV/FFmpeg reads)")
     src.add_argument("--camera", type=int, help="a camera index (live: frames are dropped if the loop lags)")
-    p.add_argument("--preset", default="default", choices=list(PRESETS), help="model preset")
+    p.add_argument("--artifacts", type=Path, help="an exported artifact directory (executorch, onnxruntime, "
+                                                  "coreml) to run instead of the PyTorch reference")
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="model preset of the PyTorch reference (default: default); with --artifacts, the "
+                        "artifact must have been exported for it")
     p.add_argument("--checkpoint", type=Path,
-                   help="native .safetensors checkpoint (default: the preset's shipped weights if any, "
-                        "else random weights)")
+                   help="PyTorch reference: native .safetensors checkpoint (default: the preset's shipped "
+                        "weights if any, else random weights)")
     p.add_argument("--query", default=CAPTION_QUERY, help="the predictor's text query")
-    p.add_argument("--labels", type=Path, help=f"label list, one per line (default: {DEFAULT_LABELS.name} "
-                                               "of the shipped model when present)")
+    p.add_argument("--labels", type=Path,
+                   help=f"label list, one per line (default: the artifact's label bank, or "
+                        f"{DEFAULT_LABELS.name} of the shipped model when present)")
     p.add_argument("--top-k", type=int, default=3, help="labels shown per window")
     p.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help="model frames between window starts")
     p.add_argument("--policy", default=DEFAULT_POLICY, choices=list(POLICIES), help="decode policy")
@@ -63,18 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-interval", type=float, default=1.0, help="online: minimum seconds between decodes")
     p.add_argument("--max-interval", type=float, help="online: force a decode after this many seconds")
     p.add_argument("--events", type=Path, help="write events as JSON lines here (flushed per event)")
-    p.add_argument("--quiet", action="store_true", help="print decode events only, not every window")
-    p.add_argument("--threads", type=int, help="CPU threads for the backend (default: library default)")
+    p.add_argument("--quiet", action="store_true", help="show decode events only, no window status")
+    p.add_argument("--refresh", type=float, default=1.0,
+                   help="when the output is not a terminal: seconds between window status lines")
+    p.add_argument("--threads", type=int, help="CPU threads of the PyTorch reference (default: torch's)")
     return p
 
 
+def artifact_defaults(artifact: Artifact) -> dict:
+    """The artifact's decode-policy defaults as argparse defaults (flags given on the command line win)."""
+    d = artifact.decode_defaults
+    out = {key: d[key] for key in ("policy", "stride") if key in d}
+    params = d.get("params", {})
+    return out | {PARAM_FLAGS[k]: v for k, v in params.items() if k in PARAM_FLAGS and v is not None}
+
+
 def policy_params(args: argparse.Namespace) -> dict:
-    if args.policy == "uniform":
-        return {"every_s": args.every}
-    if args.policy == "offline_segments":
-        return {"n_segments": args.segments} if args.segments else {"rate_hz": args.rate}
-    return {"threshold": args.threshold, "confirm": args.confirm, "min_interval_s": args.min_interval,
-            "max_interval_s": args.max_interval}
+    if args.policy not in POLICIES:
+        return {}  # make_policy names the valid ones
+    params = {p: getattr(args, PARAM_FLAGS[p]) for p in policy_defaults(args.policy)}
+    if args.policy == "offline_segments":  # exactly one of them; --segments overrides --rate
+        params.pop("rate_hz" if args.segments else "n_segments")
+    return params
 
 
 def read_labels(path: Path) -> list[str]:
@@ -86,6 +123,65 @@ def read_labels(path: Path) -> list[str]:
     return labels
 
 
+@dataclass
+class Model:
+    """What the loop needs from a model, wherever it comes from."""
+
+    cfg: ModelConfig
+    backend: Backend
+    tokenizers: dict[str, TextTokenizer]  # text component -> tokenizer
+    bank: LabelBank | None
+    labels_from: str
+    preprocess: PreprocessSpec
+    description: str
+    lazy_decoder: bool  # the Y-Decoder is loaded at the first decode
+
+
+def reference_model(args) -> Model:
+    cfg = get_preset(args.preset or "default")
+    tokenizers = {c: component_tokenizer(cfg, c) for c in TEXT_COMPONENTS}
+    tokenizers["predictor"].encode(args.query, what="query")  # an over-long query fails before any work
+    labels_path = args.labels or (DEFAULT_LABELS if DEFAULT_LABELS.is_file() else None)
+    labels = read_labels(labels_path) if labels_path else []
+    import torch  # only the reference backend needs torch
+
+    from runtimes.pytorch_backend import PyTorchBackend
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backend = PyTorchBackend(cfg, checkpoint=str(args.checkpoint) if args.checkpoint else None)
+    bank = LabelBank.build(labels, backend, tokenizers["y_encoder"]) if labels else None
+    return Model(cfg, backend, tokenizers, bank, f"{len(labels)} from {labels_path}" if labels else "none",
+                 PreprocessSpec.from_config(cfg),
+                 f"preset {cfg.name}, backend pytorch, weights: {backend.weights}", lazy_decoder=False)
+
+
+def artifact_model(args, artifact: Artifact) -> Model:
+    for flag in ("checkpoint", "threads"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag} is for the PyTorch reference; an artifact brings its own weights "
+                             "and its runtime sizes its own thread pool")
+    cfg = artifact.cfg
+    tokenizers = {c: artifact.text_tokenizer(c) for c in TEXT_COMPONENTS}
+    tokenizers["predictor"].encode(args.query, what="query")
+    labels = read_labels(args.labels) if args.labels else None
+    backend = open_backend(artifact)
+    if labels:
+        bank, labels_from = LabelBank.build(labels, backend, tokenizers["y_encoder"]), f"from {args.labels}"
+    else:
+        bank, labels_from = artifact.label_bank(), "from the artifact's label bank"
+    quant = ", ".join(f"{c} {i.get('quant', '?')}" for c, i in artifact.manifest["components"].items())
+    return Model(cfg, backend, tokenizers, bank, f"{len(bank.labels)} {labels_from}", artifact.preprocess,
+                 f"preset {cfg.name}, backend {backend.name}, artifact {artifact.dir} ({quant}), "
+                 f"weights: {artifact.manifest['model'].get('checkpoint')}", lazy_decoder=True)
+
+
+def open_artifact(args) -> Artifact:
+    artifact = Artifact(args.artifacts)
+    if args.preset:
+        artifact.check_contract(build_contract(get_preset(args.preset)), f"--preset {args.preset}")
+    return artifact
+
+
 def format_event(event) -> str:
     labels = "  ".join(f"{label} {score:.2f}" for label, score in event.topk) or "-"
     line = f"{event.time:8.2f}s  {labels}"
@@ -94,67 +190,102 @@ def format_event(event) -> str:
     return line
 
 
-def make_backend(args, cfg):
-    import torch  # only the reference backend needs torch
+class LiveView:
+    """The terminal view: every decode as lines; windows as one status line, redrawn in place on a
+    terminal, otherwise at most one line every `every_s` wall seconds (no flood either way)."""
 
-    from runtimes.pytorch_backend import PyTorchBackend
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return PyTorchBackend(cfg, checkpoint=str(args.checkpoint) if args.checkpoint else None)
+    def __init__(self, out=None, quiet: bool = False, every_s: float = 1.0, clock=time.perf_counter):
+        self.out = out or sys.stdout
+        self.quiet, self.every_s, self.clock = quiet, every_s, clock
+        self.tty = self.out.isatty()
+        self.next_line = -float("inf")
+        self.status_shown = False
+
+    def __call__(self, event) -> None:
+        if event.decode:
+            self.clear()
+            print(format_event(event), file=self.out, flush=True)
+        elif self.quiet:
+            return
+        elif self.tty:
+            width = shutil.get_terminal_size().columns - 1
+            self.out.write("\r" + f"window {event.window:<5}{format_event(event)}"[:width] + "\x1b[K")
+            self.out.flush()
+            self.status_shown = True
+        elif self.clock() >= self.next_line:
+            self.next_line = self.clock() + self.every_s
+            print(format_event(event), file=self.out, flush=True)
+
+    def clear(self) -> None:
+        """Remove the status line (before other output)."""
+        if self.status_shown:
+            self.out.write("\r\x1b[K")
+            self.status_shown = False
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        cfg = get_preset(args.preset)
-        if args.top_k < 1 or args.stride < 1:
-            raise ValueError("--top-k and --stride must be >= 1")
+        artifact = open_artifact(args) if args.artifacts else None
+        if artifact is not None:
+            parser.set_defaults(**artifact_defaults(artifact))
+            args = parser.parse_args(argv)
+        if args.top_k < 1 or args.stride < 1 or args.refresh < 0:
+            raise ValueError("--top-k and --stride must be >= 1, --refresh >= 0")
         policy = make_policy(args.policy, **policy_params(args))
         source = VideoFile(args.video) if args.video else Camera(args.camera)
-        query_tok = component_tokenizer(cfg, "predictor")
-        query_tok.encode(args.query, what="query")  # an over-long query fails before any work
-        decoder_tok = component_tokenizer(cfg, "y_decoder")
-        labels_path = args.labels or (DEFAULT_LABELS if DEFAULT_LABELS.is_file() else None)
-        labels = read_labels(labels_path) if labels_path else []
-        backend = make_backend(args, cfg)
-        label_tok = component_tokenizer(cfg, "y_encoder")
-        bank = LabelBank.build(labels, backend, label_tok) if labels else None
-    except (ConfigError, CheckpointError, ContractError, VideoError, PolicyError, FileNotFoundError,
-            ValueError) as e:
+        model = artifact_model(args, artifact) if artifact is not None else reference_model(args)
+    except (ArtifactError, ConfigError, CheckpointError, ContractError, VideoError, PolicyError,
+            FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    window_s = cfg.x_encoder.num_frames / cfg.fps
-    print(f"model     preset {cfg.name}, backend {backend.name}, weights: {backend.weights}")
+    cfg, spec = model.cfg, model.preprocess
+    print(f"model     {model.description}")
     if args.video:
         print(f"source    {args.video} ({source.width}x{source.height}, {source.fps:.2f} fps, "
               f"{source.frame_count} frames)")
     else:
         print(f"source    camera {args.camera} (live)")
-    print(f"windows   {cfg.x_encoder.num_frames} frames at {cfg.fps:g} fps = {window_s:g} s, "
-          f"every {args.stride / cfg.fps:g} s; {cfg.x_encoder.img_size} px")
+    print(f"windows   {spec.num_frames} frames at {spec.fps:g} fps = {spec.num_frames / spec.fps:g} s, "
+          f"every {args.stride / spec.fps:g} s; {spec.img_size} px")
     print(f"query     {args.query!r}")
-    print(f"labels    {len(labels)} from {labels_path}" if labels else "labels    none")
+    print(f"labels    {model.labels_from}")
     print(f"policy    {args.policy} {policy_params(args)}")
     print()
 
+    backend = FirstCallMemory(model.backend)
+    view = LiveView(quiet=args.quiet, every_s=args.refresh)
     writer = EventWriter(args.events) if args.events else None
+    events = 0
 
     def on_event(event):
+        nonlocal events
+        events += 1
         if writer is not None:
             writer(event)
-        if event.decode or not args.quiet:
-            print(format_event(event), flush=True)
+        view(event)
 
     try:
-        summary = run_stream(source, backend, cfg, query=args.query, query_tokenizer=query_tok,
-                             decoder_tokenizer=decoder_tok, policy=policy, stride=args.stride,
-                             label_bank=bank, top_k=args.top_k, on_event=on_event, live=source.live)
+        summary = run_stream(source, backend, cfg, query=args.query,
+                             query_tokenizer=model.tokenizers["predictor"],
+                             decoder_tokenizer=model.tokenizers["y_decoder"], policy=policy,
+                             stride=args.stride, label_bank=model.bank, top_k=args.top_k, on_event=on_event,
+                             live=source.live, preprocess=spec)
+    except (ArtifactError, ContractError) as e:  # a component that fails to load or run, e.g. at 1st decode
+        view.clear()
+        kept = f"; the {events} events before it are kept" + (f" in {args.events}" if args.events else "")
+        print(f"error: {e}{kept}", file=sys.stderr)
+        return 2
     finally:
         if writer is not None:
             writer.close()
+    view.clear()
     print()
     print(summary.format())
+    decoder = "loaded lazily" if model.lazy_decoder else "in memory from the start (PyTorch reference)"
+    print(f"memory       peak RSS {peak_rss_mb():.1f} MB; y_decoder {decoder}: {backend.format()}")
     if args.events:
         print(f"events    {args.events}")
     return 1 if summary.error else 0

@@ -16,19 +16,18 @@ from export.parity import TOLERANCES
 from export.reference import default_labels
 from runtimes.artifact import Artifact, ArtifactError, file_sha256
 from runtimes.executorch_backend import ExecuTorchBackend
+from tests.conftest import FAST_EXPORT
 
 CFG = get_preset("tiny")
-FAST = ["--preset", "tiny", "--calibration-windows", "2", "--parity-windows", "4"]
 
 
 def export(out, *extra):
-    return to_executorch.main([*FAST, "--out", str(out), *extra])
+    return to_executorch.main([*FAST_EXPORT, "--out", str(out), *extra])
 
 
-@pytest.fixture(scope="module")
-def fp32(tmp_path_factory):
-    out = tmp_path_factory.mktemp("et") / "tiny-fp32"
-    return export(out), out
+@pytest.fixture
+def fp32(tiny_fp32_artifact):
+    return tiny_fp32_artifact
 
 
 @pytest.fixture(scope="module")

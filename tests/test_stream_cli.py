@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -11,9 +12,9 @@ from edge_vljepa.data.video import VideoFile
 from edge_vljepa.data.world import sample_stream
 from edge_vljepa.data.write import write_video
 from edge_vljepa.models import build_model
-from edge_vljepa.streaming import read_events
+from edge_vljepa.streaming import Event, read_events
 from edge_vljepa.weights import save_checkpoint
-from runtimes.stream import main
+from runtimes.stream import LiveView, main
 
 CFG = get_preset("tiny")
 
@@ -115,3 +116,23 @@ def test_video_that_breaks_mid_stream_keeps_events(capsys, tmp_path, video):
     assert code == 1 and "broke mid-stream" in out
     kept = read_events(events)
     assert len([e for e in kept if not e.decode]) > 5 and any(e.decode for e in kept)  # offline decodes ran
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_view_redraws_one_status_line_on_a_terminal():
+    out = FakeTerminal()
+    view = LiveView(out)
+    for i in range(50):
+        decode = i == 30
+        view(Event(0.5 * i, i, 0.0, 1.0, [("red circle", 0.9)], decode=decode,
+                   text="a red circle" if decode else None))
+    view.clear()
+    status, decode_text, status_after = out.getvalue().split("\n")  # the decode overwrites the status line
+    assert status.count("\r") == 31 and "window 29" in status and "window 30" not in status
+    assert status.endswith("\r\x1b[K   15.00s  red circle 0.90")
+    assert decode_text.strip() == ">> 'a red circle'"
+    assert status_after.count("\r") == 20 and status_after.endswith("\r\x1b[K")  # 19 windows, cleared

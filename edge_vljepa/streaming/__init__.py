@@ -5,7 +5,7 @@ frames -> resample -> window -> backend x_encoder -> predictor -> label bank top
 Backends (PyTorch reference, ExecuTorch, ONNX Runtime, Core ML) plug in through `Backend`.
 """
 
-from edge_vljepa.streaming.backend import Backend, run_checked
+from edge_vljepa.streaming.backend import Backend, CheckedBackend, run_checked
 from edge_vljepa.streaming.decode import decode_text, greedy_decode
 from edge_vljepa.streaming.events import Event, EventWriter, read_events
 from edge_vljepa.streaming.label_bank import LabelBank, l2_normalize
@@ -27,8 +27,8 @@ from edge_vljepa.streaming.policies import (
 from edge_vljepa.streaming.window import LagGate, Resampler, Window, WindowBuffer
 
 __all__ = [
-    "DEFAULT_POLICY", "DEFAULT_STRIDE", "POLICIES", "Backend", "DecodeRequest", "Event", "EventWriter",
-    "LabelBank", "LagGate", "OfflineSegments", "Online", "Policy", "PolicyError", "Resampler",
+    "DEFAULT_POLICY", "DEFAULT_STRIDE", "POLICIES", "Backend", "CheckedBackend", "DecodeRequest", "Event",
+    "EventWriter", "LabelBank", "LagGate", "OfflineSegments", "Online", "Policy", "PolicyError", "Resampler",
     "StreamSummary", "Uniform", "Window", "WindowBuffer", "decode_text", "greedy_decode", "l2_normalize",
     "make_policy", "policy_defaults", "read_events", "run_checked", "run_stream", "ward_segments",
 ]

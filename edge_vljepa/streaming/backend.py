@@ -2,8 +2,10 @@
 
 Every runtime (the PyTorch reference, ExecuTorch .pte, ONNX Runtime, Core ML) is one object with a
 `contract` and a `run(method, inputs) -> outputs` over numpy arrays named as in
-`edge_vljepa.contract` (DESIGN section 3). The loop only ever calls `run_checked`, so a backend that
-returns a wrong shape or dtype fails at the call that produced it, naming the tensor.
+`edge_vljepa.contract` (DESIGN section 3). `run_checked` is the one place where inputs and outputs are
+validated against the contract: the loop only ever calls it, and `CheckedBackend` (what the runtime
+registry hands out) routes every call through it, so a backend that is fed or returns a wrong shape
+or dtype fails at the call that produced it, naming the tensor.
 
 No torch import: this is what a device runs.
 """
@@ -37,3 +39,14 @@ def run_checked(backend: Backend, method: str, inputs: dict[str, np.ndarray]) ->
     outputs = backend.run(method, inputs)
     spec.check_outputs(outputs)
     return outputs
+
+
+class CheckedBackend:
+    """A backend whose every `run` goes through `run_checked`, whoever calls it."""
+
+    def __init__(self, backend: Backend):
+        self.backend, self.contract = backend, backend.contract
+        self.name: str = getattr(backend, "name", type(backend).__name__)
+
+    def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return run_checked(self.backend, method, inputs)

@@ -99,20 +99,22 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
                query: str, query_tokenizer: TextTokenizer, decoder_tokenizer: TextTokenizer,
                policy: Policy, stride: int, label_bank: LabelBank | None = None, top_k: int = 3,
                on_event: Callable[[Event], None] | None = None, live: bool = False,
-               max_lag_s: float = 0.5, clock: Callable[[], float] = time.perf_counter) -> StreamSummary:
+               max_lag_s: float = 0.5, preprocess: PreprocessSpec | None = None,
+               clock: Callable[[], float] = time.perf_counter) -> StreamSummary:
     """Run the loop over `frames`, (t seconds, RGB uint8 (H, W, 3) of any size) in time order.
 
     query: the predictor's text query, tokenized by `query_tokenizer` (the predictor's tokenizer,
     max_len = cfg.predictor.max_query_len); decoder_tokenizer: cfg.y_decoder.tokenizer's.
     stride: model frames between window starts. Every window gives one event; each request of the
     policy's `finish()` one more decode event after them. `live`: drop frames lagging the clock by
-    more than `max_lag_s` (cameras); files are never dropped from.
+    more than `max_lag_s` (cameras); files are never dropped from. preprocess: the frame sampling
+    and normalisation (an artifact's manifest records it); default: derived from `cfg`.
     """
     wall_start = clock()
-    spec = PreprocessSpec.from_config(cfg)
+    spec = preprocess or PreprocessSpec.from_config(cfg)
     query_ids, query_mask = query_tokenizer.encode(query, what="query")  # (1, Lq) int64 each
-    resampler = Resampler(cfg.fps)
-    buffer = WindowBuffer(cfg.x_encoder.num_frames, stride, cfg.fps)
+    resampler = Resampler(spec.fps)
+    buffer = WindowBuffer(spec.num_frames, stride, spec.fps)
     gate = LagGate(max_lag_s, clock) if live else None
     spans: list[tuple[float, float]] = []  # (start, end) s of each window, by index
     stage_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -212,7 +214,7 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
     return StreamSummary(
         windows=len(spans), decodes=decodes, source_frames=source_frames,
         dropped_frames=gate.dropped if gate is not None else 0,
-        stream_s=resampler.num_frames / cfg.fps, wall_s=clock() - wall_start, backend_s=backend_ms / 1e3,
+        stream_s=resampler.num_frames / spec.fps, wall_s=clock() - wall_start, backend_s=backend_ms / 1e3,
         stage_ms={stage: (float(np.percentile(v, 50)), float(np.percentile(v, 90)))
                   for stage, v in stage_ms.items() if v},
         error=error, interrupted=interrupted)

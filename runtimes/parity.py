@@ -1,0 +1,296 @@
+"""`python -m runtimes.parity`: an exported artifact and its reference side by side on the same frames.
+
+    python -m runtimes.parity --artifacts artifacts/default-8da4w --video clip.mp4 [--reference pytorch|DIR]
+
+The reference is the PyTorch model the artifact was exported from (`pytorch`, the default) or
+another artifact directory of the same contract (e.g. fp32 against its 8da4w twin). Both run on
+the same frames of --video (export/parity.py, the same measures the exporter records):
+  - tensor parity per component: every method on the inputs the loop really feeds it (recorded on
+    the first windows), worst cosine, max abs error and SNR per output;
+  - labels: top-1 agreement and top-k overlap over non-overlapping windows, each side with its own
+    X-Encoder, Predictor and Y-Encoder label bank; and top-1 agreement over the streaming windows
+    with one shared label bank (the artifact's precomputed one, as a device ranks);
+  - decode events: each side runs the streaming loop with the artifact's decode defaults; precision,
+    recall and F1 of the artifact's decode times against the reference's (matched within one
+    window period), the mean time offset of the matches and their caption agreement.
+The results are checked against the tolerances in the artifact's manifest and written under --out:
+parity.json and report.html (tables, both embedding-change timelines with their decode events).
+
+Exit status: 0 when the tolerances hold, 1 when they fail (listed), 2 for bad input (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_vljepa.config import CAPTION_QUERY, ConfigError
+from edge_vljepa.contract import ContractError
+from edge_vljepa.data.video import VideoError, VideoFile
+from edge_vljepa.preprocess import component_tokenizer
+from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, PolicyError
+from edge_vljepa.weights import CheckpointError
+from export.artifact import ExportError
+from export.calibration import clip_windows, parity_inputs
+from export.parity import (
+    StreamRun,
+    event_agreement,
+    failures,
+    label_agreement,
+    record_stream,
+    stream_label_agreement,
+    tensor_parity,
+)
+from runtimes.artifact import Artifact, ArtifactError
+from runtimes.backends import open_backend
+from runtimes.stream import read_labels
+
+COLOURS = {"reference": "#1f77b4", "artifact": "#ff7f0e"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m runtimes.parity", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Compare an exported artifact with its reference on the same video frames: tensor "
+                    "parity per component, top-k label agreement, decode-event precision/recall/F1 with "
+                    "time offsets, caption agreement. Writes parity.json and report.html (tables, both "
+                    "embedding-change timelines and their decode events) under --out. Exit status 1 when "
+                    "the tolerances in the artifact's manifest fail, 2 for bad input.")
+    p.add_argument("--artifacts", type=Path, required=True, help="the artifact directory to check")
+    p.add_argument("--video", type=Path, required=True, help="a video file both sides run on")
+    p.add_argument("--reference", default="pytorch",
+                   help="'pytorch' (the eager model the artifact was exported from) or another artifact "
+                        "directory with the same contract")
+    p.add_argument("--checkpoint", type=Path,
+                   help="pytorch reference: its weights (default: the checkpoint the manifest records)")
+    p.add_argument("--windows", type=int, default=20, help="non-overlapping windows for label agreement")
+    p.add_argument("--labels", type=Path,
+                   help="label list, one per line (default: the artifact's label bank)")
+    p.add_argument("--top-k", type=int, default=5, help="k of the top-k label overlap")
+    p.add_argument("--query", default=CAPTION_QUERY, help="the predictor's text query")
+    p.add_argument("--out", type=Path, help="report directory (default: parity-<artifact directory name>)")
+    return p
+
+
+def reference_backend(args, artifact: Artifact):
+    """(backend, description) of --reference."""
+    if args.reference != "pytorch":
+        if args.checkpoint is not None:
+            raise ValueError("--checkpoint is for --reference pytorch; an artifact brings its own weights")
+        reference = Artifact(args.reference)
+        reference.check_contract(artifact.contract, f"the artifact {artifact.dir}")
+        return open_backend(reference), f"{reference.dir} ({reference.target}, {quant_text(reference)})"
+    checkpoint = args.checkpoint
+    recorded = artifact.manifest["model"].get("checkpoint")
+    if checkpoint is None and recorded not in (None, "random weights"):
+        checkpoint = Path(recorded)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"the artifact was exported from checkpoint {recorded}, which is not on "
+                                    "this machine; pass it with --checkpoint")
+    from runtimes.pytorch_backend import PyTorchBackend  # torch only for the reference
+    backend = PyTorchBackend(artifact.cfg, checkpoint=str(checkpoint) if checkpoint else None)
+    return backend, f"pytorch (eager, weights: {backend.weights})"
+
+
+def quant_text(artifact: Artifact) -> str:
+    return ", ".join(f"{c} {i.get('quant', '?')}" for c, i in artifact.manifest["components"].items())
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.windows < 1 or args.top_k < 1:
+            raise ValueError("--windows and --top-k must be >= 1")
+        artifact = Artifact(args.artifacts)
+        candidate = open_backend(artifact)
+        reference, reference_text = reference_backend(args, artifact)
+        VideoFile(args.video)  # a missing or unreadable video fails before any work
+        bank = None if args.labels else artifact.label_bank()
+        labels = read_labels(args.labels) if args.labels else bank.labels
+    except (ArtifactError, ConfigError, CheckpointError, ContractError, VideoError, FileNotFoundError,
+            ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cfg = artifact.cfg
+    decode = {"policy": DEFAULT_POLICY, "stride": DEFAULT_STRIDE, "params": {}} | artifact.decode_defaults
+    out = args.out or Path(f"parity-{artifact.dir.resolve().name}")
+    print(f"artifact    {artifact.dir} ({artifact.target}, preset {cfg.name}; {quant_text(artifact)})")
+    print(f"reference   {reference_text}")
+    print(f"video       {args.video}")
+    print(f"labels      {len(labels)}, top-{args.top_k}; query {args.query!r}")
+    print(f"decoding    {decode['policy']} {decode['params']}, stride {decode['stride']}")
+    print(f"tolerances  {artifact.manifest.get('tolerances', 'none recorded: the defaults')}")
+
+    try:
+        if bank is None:  # the streams' shared bank: the reference's embeddings of the given labels
+            bank = LabelBank.build(labels, reference, component_tokenizer(cfg, "y_encoder"))
+        results, runs = compare(args, artifact, reference, candidate, labels, bank, decode)
+    except (ExportError, VideoError, PolicyError, ArtifactError, ContractError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quant = {c: info["quant"] for c, info in artifact.manifest["components"].items()}
+    failed = failures(quant, results["tensors"], results["tasks"], artifact.contract,
+                      artifact.manifest.get("tolerances"))
+    results |= {"artifact": str(artifact.dir), "reference": reference_text, "video": str(args.video),
+                "tolerances": artifact.manifest.get("tolerances"), "status": "fail" if failed else "pass",
+                "failures": failed}
+    out.mkdir(parents=True, exist_ok=True)
+    timelines = {side: timeline(run) for side, run in runs.items()}
+    rows = tensor_rows(artifact, results["tensors"])
+    (out / "parity.json").write_text(json.dumps(results | {"timelines": timelines}, indent=1) + "\n")
+    (out / "report.html").write_text(report_html(results, rows, timelines))
+    print_summary(results, rows)
+    print(f"report      {out / 'report.html'}, {out / 'parity.json'}")
+    if failed:
+        print("PARITY FAILED:")
+        for line in failed:
+            print(f"  {line}")
+        return 1
+    print("parity      pass")
+    return 0
+
+
+def compare(args, artifact: Artifact, reference, candidate, labels: list[str], bank: LabelBank,
+            decode: dict) -> tuple[dict, dict[str, StreamRun]]:
+    """All measures on the same frames; (results, the two stream runs)."""
+    cfg = artifact.cfg
+    steps = tqdm(total=4, desc="parity", unit="step")
+    windows = clip_windows([args.video], cfg, args.windows)
+    tensors = tensor_parity(reference, candidate, parity_inputs(reference, cfg, windows, labels))
+    steps.update()
+    label_result = label_agreement(reference, candidate, cfg, windows, labels, args.query, args.top_k)
+    steps.update()
+    runs = {}
+    for side, backend in (("reference", reference), ("artifact", candidate)):
+        runs[side] = record_stream(backend, cfg, args.video, args.query, decode["stride"], decode["policy"],
+                                   decode["params"], bank)
+        if runs[side].error:
+            raise VideoError(f"the video broke mid-stream, parity needs all of it: {runs[side].error}")
+        steps.update()
+    steps.close()
+    ref, art = runs["reference"], runs["artifact"]
+    tasks = {"labels": label_result, "stream_labels": stream_label_agreement(ref, art),
+             "decode_events": event_agreement(ref.decodes, art.decodes, decode["stride"] / cfg.fps)}
+    return {"tensors": tensors, "tasks": tasks}, runs
+
+
+def timeline(run: StreamRun) -> dict:
+    return {"time": [e.time for e in run.windows], "change": [round(float(c), 6) for c in run.change()],
+            "decodes": [{"time": t, "text": text} for t, text in run.decodes]}
+
+
+def tensor_rows(artifact: Artifact, tensors: dict) -> list[dict]:
+    """One row per method output: component, its quantization, the metrics and the manifest's bound."""
+    bounds = artifact.manifest.get("tolerances", {}).get("tensor", {})
+    rows = []
+    for method, result in tensors.items():
+        component = artifact.component_of(method)
+        quant = artifact.manifest["components"][component]["quant"]
+        tol = ", ".join(f"{k} {'<=' if k == 'max_abs' else '>='} {v:g}"
+                        for k, v in bounds.get(quant, {}).items())
+        rows += [{"component": component, "output": f"{method}.{name}", "quant": quant, "tolerance": tol, **m}
+                 for name, m in result["outputs"].items()]
+    return rows
+
+
+def print_summary(results: dict, rows: list[dict]) -> None:
+    print(f"\n{'component':<12}{'method.output':<32}{'cosine':>10}{'max abs':>11}{'SNR dB':>9}  tolerance")
+    for r in rows:
+        print(f"{r['component']:<12}{r['output']:<32}{r['cosine']:>10.6f}{r['max_abs']:>11.2e}"
+              f"{r['snr_db']:>9.1f}  {r['quant']}: {r['tolerance']}")
+    lab, dec = results["tasks"]["labels"], results["tasks"]["decode_events"]
+    stream_lab = results["tasks"]["stream_labels"]
+    print(f"labels      top-1 agreement {lab['top1_agreement']:.1%}, top-{lab['k']} overlap "
+          f"{lab['topk_overlap']:.1%} on {lab['windows']} windows (each side its own Y-Encoder); "
+          f"{stream_lab['top1_agreement']:.1%} top-1 on {stream_lab['windows']} stream windows (one shared "
+          "bank)")
+    print(f"decodes     reference {dec['reference_decodes']}, artifact {dec['candidate_decodes']}: "
+          f"precision {dec['precision']:.2f}, recall {dec['recall']:.2f}, F1 {dec['f1']:.2f}; mean offset "
+          f"{dec['mean_offset_s']:.2f} s; captions agree on {dec['caption_agreement']:.1%} of matches")
+
+
+def timeline_svg(timelines: dict[str, dict], width: int = 960, height: int = 320) -> str:
+    """Both embedding-change curves (cosine distance to the previous window) over time, and a row of
+    decode marks per side (hover: the caption)."""
+    left, right, top, plot_h = 80, 20, 20, height - 110
+    times = [t for tl in timelines.values() for t in tl["time"]] or [0.0]
+    t_max = max(max(times), 1e-6)
+    y_max = max([c for tl in timelines.values() for c in tl["change"]] + [1e-6]) * 1.1
+
+    def px(t: float) -> float:
+        return left + (width - left - right) * t / t_max
+
+    def py(c: float) -> float:
+        return top + plot_h * (1 - c / y_max)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             'font-family="sans-serif" font-size="11">',
+             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{plot_h}" fill="none" '
+             'stroke="#999"/>',
+             f'<text x="{left}" y="{top - 6}">embedding change (1 - cos to the previous window), '
+             f'max {y_max / 1.1:.4f}</text>']
+    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600) if t_max / s <= 8), 1200)
+    for tick in np.arange(0, t_max + 1e-9, step):
+        parts.append(f'<text x="{px(tick):.1f}" y="{height - 8}" text-anchor="middle">{tick:.0f} s</text>')
+    for row, (side, tl) in enumerate(timelines.items()):
+        colour = COLOURS[side]
+        points = " ".join(f"{px(t):.1f},{py(c):.1f}" for t, c in zip(tl["time"], tl["change"], strict=True))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5" '
+                     f'opacity="0.8"/>')
+        y = top + plot_h + 25 + 25 * row
+        parts.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end" fill="{colour}">{side}</text>')
+        for d in tl["decodes"]:
+            parts.append(f'<line x1="{px(d["time"]):.1f}" x2="{px(d["time"]):.1f}" y1="{y - 9}" y2="{y + 9}" '
+                         f'stroke="{colour}" stroke-width="2"><title>{d["time"]:.2f} s: '
+                         f'{html.escape(str(d["text"]))}</title></line>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def report_html(results: dict, rows: list[dict], timelines: dict[str, dict]) -> str:
+    e = html.escape
+    status = results["status"].upper()
+    table = "".join(
+        f"<tr><td>{e(r['component'])}</td><td>{e(r['output'])}</td><td>{e(r['quant'])}</td>"
+        f"<td>{r['cosine']:.6f}</td><td>{r['max_abs']:.2e}</td><td>{r['snr_db']:.1f}</td>"
+        f"<td>{e(r['tolerance'])}</td></tr>" for r in rows)
+    lab, dec = results["tasks"]["labels"], results["tasks"]["decode_events"]
+    stream_lab = results["tasks"]["stream_labels"]
+    decodes = "".join(
+        f"<tr><td>{e(side)}</td><td>{d['time']:.2f}</td><td>{e(str(d['text']))}</td></tr>"
+        for side, tl in timelines.items() for d in tl["decodes"])
+    failed = "".join(f"<li>{e(f)}</li>" for f in results["failures"]) or "<li>none</li>"
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Parity {status}: {e(results['artifact'])}</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}</style></head><body>
+<h1>Parity {status}</h1>
+<p>artifact <code>{e(results['artifact'])}</code><br>reference <code>{e(results['reference'])}</code><br>
+video <code>{e(results['video'])}</code><br>
+tolerances (manifest) <code>{e(json.dumps(results['tolerances']))}</code></p>
+<h2>Failures</h2><ul>{failed}</ul>
+<h2>Tensors per component</h2>
+<table><tr><th>component</th><th>method.output</th><th>quant</th><th>worst cosine</th><th>max abs</th>
+<th>SNR dB</th><th>tolerance</th></tr>{table}</table>
+<h2>Labels</h2><p>top-1 agreement {lab['top1_agreement']:.1%}, top-{lab['k']} overlap
+{lab['topk_overlap']:.1%} on {lab['windows']} windows, each side ranking with its own Y-Encoder;
+top-1 agreement {stream_lab['top1_agreement']:.1%} on the {stream_lab['windows']} stream windows, both sides
+ranking against one label bank (the artifact's precomputed embeddings, as on a device)</p>
+<h2>Decode events</h2><p>reference {dec['reference_decodes']}, artifact {dec['candidate_decodes']}:
+precision {dec['precision']:.2f}, recall {dec['recall']:.2f}, F1 {dec['f1']:.2f} (matched within one window
+period); mean time offset {dec['mean_offset_s']:.2f} s; captions agree on {dec['caption_agreement']:.1%}
+of the matches</p>
+{timeline_svg(timelines)}
+<table><tr><th>side</th><th>time s</th><th>caption</th></tr>{decodes}</table>
+</body></html>
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Shared fixtures: one tiny ExecuTorch fp32 artifact per test session (exporting it takes tens of
+seconds), used by the exporter tests and the runtime tests. Tests that modify an artifact copy it."""
+
+from __future__ import annotations
+
+import pytest
+
+from export import to_executorch
+
+FAST_EXPORT = ["--preset", "tiny", "--calibration-windows", "2", "--parity-windows", "4"]
+
+
+@pytest.fixture(scope="session")
+def tiny_fp32_artifact(tmp_path_factory):
+    """(exit status of the export, artifact directory) of `export.to_executorch --preset tiny` (fp32)."""
+    out = tmp_path_factory.mktemp("et") / "tiny-fp32"
+    return to_executorch.main([*FAST_EXPORT, "--out", str(out)]), out
