@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import platform
-import resource
 import shlex
 import sys
 import tempfile
@@ -42,6 +40,7 @@ import numpy as np
 
 from edge_vljepa.config import PRESETS, get_preset
 from edge_vljepa.contract import build_contract
+from runtimes.memory import peak_rss_mb, rss_mb
 
 DTYPES = ("fp32", "fp16", "bf16")
 
@@ -150,20 +149,6 @@ def set_threads(n: int) -> None:
         pass
 
 
-def rss_mb() -> float:
-    """Resident set size of this process now (Linux /proc; ru_maxrss elsewhere)."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / MB
-    except (OSError, ValueError):
-        return peak_rss_mb()
-
-
-def peak_rss_mb() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb * (1 if sys.platform == "darwin" else 1024) / MB
-
-
 @dataclass
 class Variant:
     """One thing to measure: an artifact directory, or the eager reference (directory None)."""
@@ -175,6 +160,7 @@ class Variant:
     sizes: dict[str, int]  # component -> bytes on disk (eager: fp32 parameter bytes)
     parity: dict = field(default_factory=dict)  # the manifest's parity section
     backend: object = None
+    artifact: object = None  # runtimes.artifact.Artifact of an artifact variant
 
     @property
     def precision(self) -> str:
@@ -183,15 +169,17 @@ class Variant:
 
 
 def open_variant(directory: Path) -> Variant:
+    from runtimes.artifact import Artifact
     from runtimes.backends import open_backend
-    backend = open_backend(directory)
-    m = backend.artifact.manifest
+    artifact = Artifact(directory)
+    backend = open_backend(artifact)
+    m = artifact.manifest
     comps = m["components"]
     delegate = {c.get("delegate") for c in comps.values()} - {None}
     quant = {c: info["quant"] for c, info in comps.items()}
     variant = Variant("", m["target"], quant, directory,
                       {c: m["files"][info["file"]]["size"] for c, info in comps.items()
-                       if info["file"] in m["files"]}, m.get("parity", {}), backend)
+                       if info["file"] in m["files"]}, m.get("parity", {}), backend, artifact)
     variant.name = " ".join([m["target"], *sorted(delegate), variant.precision])
     return variant
 
@@ -263,9 +251,10 @@ def _component_rss(directory: str | None, cfg_dict: dict, checkpoint: str | None
         baseline = rss_mb()
         backend = PyTorchBackend(ModelConfig.from_dict(cfg_dict), checkpoint=checkpoint)
     else:
+        from runtimes.artifact import Artifact
         from runtimes.backends import open_backend
         baseline = rss_mb()
-        backend = open_backend(Path(directory))
+        backend = open_backend(Artifact(directory))
     for method, method_inputs in inputs.items():
         for _ in range(runs):
             backend.run(method, method_inputs)
@@ -327,7 +316,7 @@ def long_run(variant: Variant, cfg, video: Path, stride: int) -> dict:
                          query_tokenizer=component_tokenizer(cfg, "predictor"),
                          decoder_tokenizer=component_tokenizer(cfg, "y_decoder"),
                          policy=make_policy("online"), stride=stride,
-                         on_event=lambda e: samples.append((e.end, rss_mb())))
+                         on_event=lambda e: samples.append((e.end, rss_mb() or peak_rss_mb())))
     t, rss = np.array(samples).T
     settled = t >= t[-1] * 0.1  # the first tenth holds the lazy loads (Y-Decoder on the first decode)
     slope = float(np.polyfit(t[settled] / 60, rss[settled], 1)[0]) if settled.sum() > 2 else float("nan")
@@ -362,10 +351,10 @@ def run_artifacts(args) -> int:
     except ArtifactError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    first = variants[0].backend.artifact
+    first = variants[0].artifact
     cfg, contract = first.cfg, first.contract
     for v in variants[1:]:
-        if v.backend.artifact.contract.hash() != contract.hash():
+        if v.artifact.contract.hash() != contract.hash():
             print(f"error: {v.directory} is an artifact of another model than {variants[0].directory} "
                   "(contract hashes differ); benchmark artifacts of one model together", file=sys.stderr)
             return 2
