@@ -31,3 +31,26 @@ def test_gpu_command_refuses_a_machine_without_cuda(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert bench.main(["gpu", "--preset", "tiny"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_artifacts_report_has_every_section(tiny_fp32_artifact, tmp_path):
+    status, artifact = tiny_fp32_artifact
+    assert status == 0
+    out = tmp_path / "bench"
+    assert bench.main(["artifacts", "--artifacts", str(artifact), "--skip-rss", "--stream-minutes", "0.25",
+                       "--long-minutes", "0.25", "--out", str(out), "--name", "tiny"]) == 0
+    report = (out / "tiny.md").read_text()
+    for section in ("## Per component", "## Quality", "## Streaming", "## Memory over a long run"):
+        assert section in report
+    rows = [line for line in report.splitlines() if line.startswith("| executorch xnnpack fp32 | x_encoder")]
+    assert len(rows) == 1
+    # both sides timed in the same run: the ratio column is a number
+    assert float(rows[0].split("|")[6]) > 0
+    for policy in ("uniform", "offline_segments", "online"):
+        assert f"| pytorch eager fp32 | {policy} |" in report
+    assert (out / "tiny.png").stat().st_size > 10_000
+
+
+def test_artifacts_command_refuses_a_directory_that_is_not_an_artifact(tmp_path, capsys):
+    assert bench.main(["artifacts", "--artifacts", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "manifest.json not found" in capsys.readouterr().err
