@@ -98,12 +98,13 @@ class Target:
 
 @contextlib.contextmanager
 def quiet():
-    """Silence the exporters' chatter (torchvision-not-installed warnings, progress prints, 'consider
-    pre-processing' hints); errors still raise."""
+    """Silence the converters' chatter (torchvision-not-installed warnings, progress bars, 'consider
+    pre-processing' hints) on stdout, stderr, logging and warnings; errors still raise."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             yield
     finally:

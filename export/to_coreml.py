@@ -17,8 +17,9 @@ Precision per component:
                 transformers in fp16 on Core ML), fp32 I/O;
   int8-weights  fp16 as above, Linear weights int8 per channel (coremltools.optimize
                 linear_quantize_weights; weights only, activations stay fp16);
-  palettize4    fp16 as above, weights as 4-bit look-up tables (k-means, per grouped channel,
-                coremltools.optimize palettize_weights; an iOS 18 op set, so it needs --ios 18).
+  palettize4    fp16 as above, weights as 4-bit look-up tables (k-means, one table per 16 output
+                channels, embedding tables grouped along their width; coremltools.optimize
+                palettize_weights; an iOS 18 op set, so it needs --ios 18).
 Tensors under 2048 elements (norm weights, biases) stay uncompressed.
 
 Core ML cannot execute on Linux (`predict` is macOS-only), so here the exporter reports the
@@ -46,7 +47,7 @@ from runtimes.coreml_backend import MAC_PARITY_COMMAND
 
 QUANT_MODES = ("fp32", "fp16", "int8-weights", "palettize4")
 IOS = ("17", "18")
-PALETTE_GROUP = 16  # output channels sharing one 16-entry look-up table
+PALETTE_GROUP = 16  # channels sharing one 16-entry look-up table
 
 
 def compress(mlmodel, mode: str):
@@ -57,10 +58,17 @@ def compress(mlmodel, mode: str):
         config = cto.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
         return cto.linear_quantize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
     if mode == "palettize4":
-        # one k-means worker (the default): a worker pool forked from this process deadlocked here
-        config = cto.OpPalettizerConfig(mode="kmeans", nbits=4, granularity="per_grouped_channel",
-                                        group_size=PALETTE_GROUP)
-        return cto.palettize_weights(mlmodel, cto.OptimizationConfig(global_config=config))
+        # One k-means worker (the default): a worker pool forked from this process deadlocked here.
+        def config(axis=None):
+            return cto.OpPalettizerConfig(mode="kmeans", nbits=4, granularity="per_grouped_channel",
+                                          group_size=PALETTE_GROUP, channel_axis=axis)
+        # coremltools skips a table whose rows are not a multiple of the group size (MiniLM's 30522-token
+        # embedding, most of the Y-Encoder's bytes): group those along their width instead.
+        tables = {op.inputs["x"].op.name for op in mlmodel._mil_program.functions["main"].operations
+                  if op.op_type == "gather" and op.inputs["x"].op.op_type == "const"
+                  and op.inputs["x"].shape[0] % PALETTE_GROUP}
+        return cto.palettize_weights(mlmodel, cto.OptimizationConfig(
+            global_config=config(), op_name_configs={name: config(1) for name in tables}))
     return mlmodel
 
 
