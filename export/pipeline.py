@@ -241,6 +241,8 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
 def parity_only(target: Target, args) -> int:
     """Parity of an existing artifact (e.g. Core ML on a Mac), written into its manifest.json."""
     try:
+        if args.no_parity:
+            raise ExportError("--parity-only runs the parity; drop --no-parity")
         artifact = Artifact(args.parity_only)
         if artifact.target != target.name:
             raise ExportError(f"{artifact.dir} is a {artifact.target!r} artifact, not a {target.name!r} one")
