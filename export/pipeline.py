@@ -111,6 +111,19 @@ def quiet():
         logging.disable(previous)
 
 
+@contextlib.contextmanager
+def one_line_errors(what: str):
+    """A converter's own exception (torch.export, torch.onnx, coremltools, ExecuTorch) as an ExportError
+    of one line, `what: Type: first line`, instead of a deep library traceback."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except Exception as e:
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        raise ExportError(f"{what}: {type(e).__name__}: {first}") from None
+
+
 def as_args(spec: MethodSpec, inputs: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
     """A recorded call as the positional tensors of the method's module (contract input order)."""
     return tuple(torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in spec.inputs)
@@ -196,10 +209,12 @@ def main(target: Target, argv=None) -> int:
             t_data = time.perf_counter()
             for component in tqdm(COMPONENTS, desc="lowering", unit="component"):
                 t = time.perf_counter()
-                entry = target.lower(reference.model, component, quant[component], calib, art, args)
+                with one_line_errors(f"{component}: the {target.name} conversion failed"):
+                    entry = target.lower(reference.model, component, quant[component], calib, art, args)
                 art.add_component(component, entry.pop("method_files"), quant=quant[component], **entry,
                                   export_s=round(time.perf_counter() - t, 2))
-            target.finish(art, args)
+            with one_line_errors(f"the {target.name} export failed"):
+                target.finish(art, args)
             t_lowered = time.perf_counter()
             art.add_shared(reference, labels, calib, quant)
             art.write_manifest()
