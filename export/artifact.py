@@ -27,7 +27,7 @@ from edge_vljepa.contract import build_contract
 from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, component_tokenizer, tokenizer_file
 from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults, run_checked
 from export.parity import TASK_TOLERANCES, TOLERANCES
-from runtimes.artifact import MANIFEST, file_sha256
+from runtimes.artifact import MANIFEST, file_sha256, path_size
 
 FORMAT_VERSION = 1
 TOOLS = ("edge-vljepa", "torch", "executorch", "torchao", "onnx", "onnxruntime", "coremltools", "numpy")
@@ -70,7 +70,9 @@ class ArtifactBuilder:
             "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "target": target,
-            "model": {"preset": cfg.name, "config": cfg.to_dict(), "checkpoint": checkpoint},
+            "model": {"preset": cfg.name, "config": cfg.to_dict(), "checkpoint": checkpoint,
+                      "checkpoint_sha256": file_sha256(Path(checkpoint))
+                      if checkpoint and Path(checkpoint).is_file() else None},
             "contract": contract.to_dict(),
             "contract_hash": contract.hash(),
             "preprocessing": PreprocessSpec.from_config(cfg).to_dict(),
@@ -90,9 +92,14 @@ class ArtifactBuilder:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def add_component(self, component: str, file: str, methods: list[str], **info) -> None:
-        """Record a component file already written at `self.path(file)`."""
-        self.manifest["components"][component] = {"file": file, "methods": methods, **info}
+    def add_component(self, component: str, method_files: dict[str, str], **info) -> None:
+        """Record a component whose files are already written under `self.dir`: `method_files` says
+        which file holds each contract method (one .pte for all of them, or one .onnx each); `file`
+        is recorded too when a single file holds them all."""
+        entry: dict = {"methods": list(method_files), "method_files": method_files}
+        if len(set(method_files.values())) == 1:
+            entry["file"] = next(iter(method_files.values()))
+        self.manifest["components"][component] = entry | info
 
     def add_tokenizers(self) -> None:
         """Copy each component's tokenizer.json into the artifact (components sharing one share the file)."""
@@ -127,10 +134,11 @@ class ArtifactBuilder:
         }
 
     def write_manifest(self) -> None:
-        """Hash every file and write manifest.json (the directory is then loadable by a runtime)."""
+        """Hash every file (and directory, e.g. an .mlpackage) and write manifest.json (the directory is
+        then loadable by a runtime)."""
         for f in sorted(self.dir.iterdir()):
             if f.name != MANIFEST:
-                self.manifest["files"][f.name] = {"sha256": file_sha256(f), "size": f.stat().st_size}
+                self.manifest["files"][f.name] = {"sha256": file_sha256(f), "size": path_size(f)}
         (self.dir / MANIFEST).write_text(json.dumps(self.manifest, indent=1) + "\n")
 
     def commit(self) -> Path:

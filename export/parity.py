@@ -28,6 +28,8 @@ TOLERANCES = {
     "int8": {"cosine": 0.99},
     "int8-dynamic": {"cosine": 0.99},
     "8da4w": {"cosine": 0.99},
+    "int8-weights": {"cosine": 0.99},  # Core ML: int8 weights, fp16 compute
+    "palettize4": {"cosine": 0.99},  # Core ML: 4-bit look-up-table weights, fp16 compute
 }
 TASK_TOLERANCES = {"top1_agreement": 0.95}  # any precision; decode-event F1 is reported
 

@@ -7,6 +7,9 @@ format); `check_contract` refuses an artifact of another model than the caller e
 the component files, the artifact gives the runtime what the loop needs: the preprocessing spec,
 the tokenizers, the label bank and the decode-policy defaults. Runtimes never import
 edge_vljepa.models: the manifest and the files are all they need.
+
+A manifest entry can also be a directory (a Core ML `.mlpackage`): its sha256 is a tree hash over
+every file inside (relative path and content), so a changed, added or removed file is detected.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 from pathlib import Path
 
 from edge_vljepa.config import ConfigError, ModelConfig
-from edge_vljepa.contract import Contract, build_contract
+from edge_vljepa.contract import Contract, MethodSpec, build_contract
 from edge_vljepa.preprocess import PreprocessSpec, TextTokenizer, component_tokenizer
 from edge_vljepa.streaming import LabelBank
 
@@ -28,11 +31,37 @@ class ArtifactError(RuntimeError):
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file; of a directory, the tree hash of `tree_sha256`."""
+    if path.is_dir():
+        return tree_sha256(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def tree_sha256(directory: Path) -> str:
+    """sha256 over "relative/path sha256" lines of every file under `directory`, sorted by path
+    (POSIX separators): stable across machines, and any changed, added or removed file changes it."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    lines = [f"{p.relative_to(directory).as_posix()} {file_sha256(p)}\n" for p in files]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def path_size(path: Path) -> int:
+    """Bytes of a file, or of every file under a directory."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def file_output_names(spec: MethodSpec) -> list[str]:
+    """A method's output names inside a model file (.onnx, .mlpackage): the contract's names, except
+    that an output named like an input (the decoder's `kv_cache`) is `NAME_out`, because ONNX and
+    Core ML need every tensor name in a graph to be distinct. Backends map them back by position."""
+    inputs = {t.name for t in spec.inputs}
+    return [f"{t.name}_out" if t.name in inputs else t.name for t in spec.outputs]
 
 
 class Artifact:
@@ -70,17 +99,27 @@ class Artifact:
     def verify_files(self) -> None:
         for name, info in self.manifest["files"].items():
             path = self.dir / name
-            if not path.is_file():
+            if not path.exists():
                 raise ArtifactError(f"{self.dir}: file {name} listed in the manifest is missing")
             if file_sha256(path) != info["sha256"]:
                 raise ArtifactError(f"{self.dir}: {name} does not match its sha256 in the manifest "
                                     "(modified or corrupted); re-export or restore it")
 
     def component_file(self, component: str) -> Path:
+        """The file holding all of a component's methods (ExecuTorch: one .pte per component)."""
         try:
             return self.dir / self.manifest["components"][component]["file"]
         except KeyError:
-            raise ArtifactError(f"{self.dir} has no {component!r} component") from None
+            raise ArtifactError(f"{self.dir} has no single file for the {component!r} component") from None
+
+    def method_file(self, method: str, kind: str = "method_files") -> Path:
+        """The file that holds contract method `method` (manifest: components.C.method_files), or
+        another per-method listing of the component such as `ort_files` (ONNX Runtime's mobile format)."""
+        component = self.component_of(method)
+        try:
+            return self.dir / self.manifest["components"][component][kind][method]
+        except KeyError:
+            raise ArtifactError(f"{self.dir}: the manifest lists no {kind} entry for {method!r}") from None
 
     def component_of(self, method: str) -> str:
         return self.contract[method].component

@@ -65,7 +65,7 @@ def causal_bias(n: int) -> torch.Tensor:
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over the tokens where mask is 1: x (B, N, D), mask (B, N) -> (B, D)."""
     m = mask.to(x.dtype)[..., None]  # (B, N, 1)
-    return (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+    return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # clamp_min: coremltools 9 fails in fp16
 
 
 def _mean_vector(dim: int) -> torch.Tensor:

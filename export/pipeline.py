@@ -1,0 +1,330 @@
+"""The flow every exporter shares: flags, reference, real data, artifact directory, parity, report.
+
+`python -m export.to_executorch`, `export.to_onnx` and `export.to_coreml` differ only in how one
+component becomes file(s) and which runtime loads them; each defines a `Target` with that part and
+calls `main(target, argv)`, which does the rest the same way for all of them:
+
+  1. flags (the common ones here, the target's in `Target.add_arguments`); bad input exits 2 before
+     any work and writes nothing;
+  2. the PyTorch reference (a --checkpoint, the preset's shipped weights, or random init) and labels;
+  3. real inputs of every contract method, recorded while the reference makes the streaming loop's
+     calls on decoded video frames (export/calibration.py): calibration data and golden data;
+  4. per component, `Target.lower` writes its file(s) into an ArtifactBuilder (a temporary directory
+     renamed into place at the end: a failure half-way leaves nothing that looks complete);
+  5. parity against the reference through the target's runtime on this host (export/parity.py), or
+     the reason it cannot run here;
+  6. a summary; exit 0 (tolerances met, or parity cannot run here), 1 (written, but tolerances
+     missed; the failures are listed), 2 (bad input or a failed export; nothing written).
+
+`--parity-only DIR` runs step 5 on an existing artifact (e.g. a Core ML one, on a Mac, where Core ML
+can execute) and records the result in its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
+from edge_vljepa.contract import MethodSpec, build_contract
+from edge_vljepa.models import COMPONENTS
+from edge_vljepa.preprocess import TextTooLongError
+from edge_vljepa.weights import CheckpointError
+from export.artifact import ArtifactBuilder, ExportError, check_out_dir
+from export.calibration import clip_windows, parity_inputs, record_inputs, stream_file, video_files
+from export.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
+from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend
+from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
+
+MAX_CALIBRATION_CALLS = 32  # per method, evenly spread over the recorded calls (e.g. 672 labels)
+
+
+class Target:
+    """What one exporter adds to the shared flow: its flags, checks, lowering and runtime."""
+
+    name: str  # the manifest's `target`: which runtime loads the artifact (executorch, onnxruntime, coreml)
+    prog: str  # python -m export.to_...
+    description: str  # --help
+    runtime: str  # what parity runs through on this host, for the report
+    quant_modes: tuple[str, ...]
+    columns: tuple[str, ...] = ()  # target-specific columns of the summary table
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Target-specific flags."""
+
+    def check(self, args, quant: dict[str, str]) -> None:
+        """Raise ExportError for a combination this target cannot export (before any work)."""
+
+    def describe(self, args) -> str:
+        return self.name
+
+    def lower(self, model, component: str, mode: str, calib: dict[str, list[dict]], art: ArtifactBuilder,
+              args) -> dict:
+        """Write `component` in precision `mode` under `art.dir`; return its manifest entry:
+        `method_files` ({method: file}) plus target-specific information."""
+        raise NotImplementedError
+
+    def finish(self, art: ArtifactBuilder, args) -> None:
+        """After every component is written, before the manifest (e.g. derived mobile formats)."""
+
+    def parity_unavailable(self, manifest: dict, out: Path) -> str | None:
+        """Why the artifact at `out` cannot run on this host (recorded as the parity status), or None."""
+        return None
+
+    def backend(self, artifact: Artifact):
+        """The runtime backend that runs the artifact (contract methods over numpy arrays)."""
+        raise NotImplementedError
+
+    def summary_row(self, info: dict, files: dict) -> tuple[str, ...]:
+        """Values of `columns` for one component's manifest entry (`files`: the manifest's file list)."""
+        return ()
+
+    def notes(self, info: dict) -> list[str]:
+        """Extra lines under a component's summary row."""
+        return []
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence the converters' chatter (torchvision-not-installed warnings, progress bars, 'consider
+    pre-processing' hints) on stdout, stderr, logging and warnings; errors still raise."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+
+
+@contextlib.contextmanager
+def one_line_errors(what: str):
+    """A converter's own exception (torch.export, torch.onnx, coremltools, ExecuTorch) as an ExportError
+    of one line, `what: Type: first line`, instead of a deep library traceback."""
+    try:
+        yield
+    except ExportError:
+        raise
+    except Exception as e:
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        raise ExportError(f"{what}: {type(e).__name__}: {first}") from None
+
+
+def as_args(spec: MethodSpec, inputs: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+    """A recorded call as the positional tensors of the method's module (contract input order)."""
+    return tuple(torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in spec.inputs)
+
+
+def calibration_calls(recorded: list[dict], limit: int = MAX_CALIBRATION_CALLS) -> list[dict]:
+    """At most `limit` of a method's recorded calls, evenly spread (label banks record hundreds)."""
+    step = max(1, len(recorded) // limit)
+    return recorded[::step][:limit]
+
+
+def parse_overrides(items: list[str], modes: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        component, _, mode = item.partition("=")
+        if component not in COMPONENTS or mode not in modes:
+            raise ExportError(f"--quant-component {item!r}: expected COMPONENT=MODE with COMPONENT in "
+                              f"{', '.join(COMPONENTS)} and MODE in {', '.join(modes)}")
+        out[component] = mode
+    return out
+
+
+def build_parser(target: Target) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=target.prog, description=target.description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default="default", choices=list(PRESETS), help="model preset")
+    p.add_argument("--checkpoint", type=Path, help="native .safetensors (default: the preset's shipped "
+                                                    "weights if any, else random weights)")
+    target.add_arguments(p)
+    p.add_argument("--quant", default="fp32", choices=target.quant_modes, help="precision of every component")
+    p.add_argument("--quant-component", action="append", default=[], metavar="COMPONENT=MODE",
+                   help="per-component override, e.g. predictor=fp16 (repeatable)")
+    p.add_argument("--calibration", type=Path, help="video file or folder of videos for int8 calibration "
+                                                     "(default: synthetic-world validation clips)")
+    p.add_argument("--calibration-windows", type=int, default=16, help="windows used to calibrate")
+    p.add_argument("--parity-windows", type=int, default=20, help="held-out windows for parity")
+    p.add_argument("--no-parity", action="store_true", help="skip the parity run (it is recorded as skipped)")
+    p.add_argument("--out", type=Path, help="artifact directory to create (required unless --parity-only)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
+    p.add_argument("--parity-only", type=Path, metavar="ARTIFACT",
+                   help="run the parity of an existing artifact of this target against the PyTorch reference "
+                        "and record it in its manifest (the preset comes from the artifact)")
+    return p
+
+
+def error(e: Exception) -> int:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+def main(target: Target, argv=None) -> int:
+    args = build_parser(target).parse_args(argv)
+    if args.parity_only is not None:
+        return parity_only(target, args)
+    try:
+        cfg = get_preset(args.preset)
+        overrides = parse_overrides(args.quant_component, target.quant_modes)
+        quant = dict.fromkeys(COMPONENTS, args.quant) | overrides
+        target.check(args, quant)
+        if min(args.calibration_windows, args.parity_windows) < 1:
+            raise ExportError("--calibration-windows and --parity-windows must be >= 1")
+        if args.out is None:
+            raise ExportError("--out is required (the artifact directory to create)")
+        check_out_dir(args.out, args.force)
+        reference, checkpoint = reference_backend(cfg, args.checkpoint)
+    except (ExportError, ConfigError, CheckpointError) as e:
+        return error(e)
+
+    print(f"preset      {cfg.name} ({checkpoint})")
+    print(f"target      {target.describe(args)}")
+    print("precision   " + ", ".join(f"{c} {q}" for c, q in quant.items()))
+    print(f"out         {args.out}")
+    start = time.perf_counter()
+    labels = default_labels(cfg)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edge-vljepa-data-") as tmp, \
+                ArtifactBuilder(args.out, args.force, target.name, cfg, checkpoint) as art:
+            tmp = Path(tmp)
+            print("data        recording calibration inputs (real decoded frames)...", flush=True)
+            calib_windows = clip_windows(video_files(args.calibration, "validation", 8, tmp / "calibration"),
+                                         cfg, args.calibration_windows)
+            calib = record_inputs(reference, cfg, calib_windows, CALIBRATION_QUERIES, labels)
+            t_data = time.perf_counter()
+            for component in tqdm(COMPONENTS, desc="lowering", unit="component"):
+                t = time.perf_counter()
+                with one_line_errors(f"{component}: the {target.name} conversion failed"):
+                    entry = target.lower(reference.model, component, quant[component], calib, art, args)
+                art.add_component(component, entry.pop("method_files"), quant=quant[component], **entry,
+                                  export_s=round(time.perf_counter() - t, 2))
+            with one_line_errors(f"the {target.name} export failed"):
+                target.finish(art, args)
+            t_lowered = time.perf_counter()
+            art.add_shared(reference, labels, calib, quant)
+            art.write_manifest()
+            reason = None if args.no_parity else target.parity_unavailable(art.manifest, args.out)
+            parity, failed = run_parity(target, art.dir, reference, labels, quant, args, tmp, reason)
+            art.manifest["parity"] = parity
+            art.manifest["timings_s"] = {"data": round(t_data - start, 1),
+                                         "lowering": round(t_lowered - t_data, 1),
+                                         "parity": round(time.perf_counter() - t_lowered, 1)}
+            out = art.commit()
+    except (ExportError, ArtifactError, TextTooLongError) as e:
+        return error(e)
+    return report(target, out, art.manifest, time.perf_counter() - start, failed)
+
+
+def run_parity(target: Target, directory: Path, reference, labels: list[str], quant: dict[str, str], args,
+               tmp: Path, unavailable: str | None) -> tuple[dict, list[str]]:
+    """Tensor, latency and task parity of the artifact in `directory` against `reference`."""
+    if args.no_parity:
+        return {"status": "skipped (--no-parity)"}, []
+    if unavailable:
+        return {"status": unavailable}, []
+    cfg = reference.cfg
+    print(f"parity      held-out clips and a held-out stream through {target.runtime}...", flush=True)
+    candidate = target.backend(Artifact(directory))
+    windows = clip_windows(video_files(None, "test", 10, tmp / "parity"), cfg, args.parity_windows)
+    recorded = parity_inputs(reference, cfg, windows, labels)
+    tensors = tensor_parity(reference, candidate, recorded)
+    latency = latency_ms(reference, candidate, recorded)
+    tasks = {"labels": label_agreement(reference, candidate, cfg, windows, labels, CAPTION_QUERY),
+             "decode_events": decode_agreement(reference, candidate, cfg, stream_file(tmp / "stream"),
+                                               CAPTION_QUERY)}
+    failed = failures(quant, tensors, tasks, build_contract(cfg))
+    return {"status": "fail" if failed else "pass", "host": target.runtime, "tensors": tensors,
+            "latency_ms": {"threads": torch.get_num_threads(), **latency}, "tasks": tasks,
+            "failures": failed}, failed
+
+
+def parity_only(target: Target, args) -> int:
+    """Parity of an existing artifact (e.g. Core ML on a Mac), written into its manifest.json."""
+    try:
+        if args.no_parity:
+            raise ExportError("--parity-only runs the parity; drop --no-parity")
+        artifact = Artifact(args.parity_only)
+        if artifact.target != target.name:
+            raise ExportError(f"{artifact.dir} is a {artifact.target!r} artifact, not a {target.name!r} one")
+        unavailable = target.parity_unavailable(artifact.manifest, artifact.dir)
+        if unavailable:
+            raise ExportError(unavailable)
+        model = artifact.manifest["model"]
+        checkpoint = args.checkpoint
+        if checkpoint is None and model["checkpoint_sha256"] and Path(model["checkpoint"]).is_file():
+            checkpoint = Path(model["checkpoint"])
+        reference, weights = reference_backend(artifact.cfg, checkpoint)
+        if model["checkpoint_sha256"] != (file_sha256(Path(weights)) if Path(weights).is_file() else None):
+            raise ExportError(f"the reference weights ({weights}) are not the ones {artifact.dir} was "
+                              f"exported from ({model['checkpoint']}); pass that file with --checkpoint")
+    except (ExportError, ArtifactError, ConfigError, CheckpointError) as e:
+        return error(e)
+    print(f"preset      {artifact.cfg.name} ({weights})")
+    print(f"artifact    {artifact.dir} ({target.describe(args)})")
+    start = time.perf_counter()
+    quant = {c: info["quant"] for c, info in artifact.manifest["components"].items()}
+    labels = [str(x) for x in np.load(artifact.dir / artifact.manifest["label_bank"])["labels"]]
+    try:
+        with tempfile.TemporaryDirectory(prefix="edge-vljepa-data-") as tmp:
+            parity, failed = run_parity(target, artifact.dir, reference, labels, quant, args, Path(tmp), None)
+    except (ExportError, ArtifactError, TextTooLongError) as e:
+        return error(e)
+    manifest = artifact.manifest | {"parity": parity}
+    (artifact.dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+    return report(target, artifact.dir, manifest, time.perf_counter() - start, failed)
+
+
+def report(target: Target, out: Path, manifest: dict, seconds: float, failed: list[str]) -> int:
+    """Print the summary; the exit status (0 pass or not runnable here, 1 tolerances missed)."""
+    print_summary(target, out, manifest, seconds)
+    if failed:
+        print("PARITY FAILED (the artifact was written; see manifest.json 'parity'):")
+        for line in failed:
+            print(f"  {line}")
+        return 1
+    return 0
+
+
+def print_summary(target: Target, out: Path, manifest: dict, seconds: float) -> None:
+    parity = manifest["parity"]
+    print(f"\n{'component':<12}{'quant':<14}{'size MB':>9}" + "".join(f"{c:>11}" for c in target.columns)
+          + f"  {'worst cosine':>12}{'max abs':>11}")
+    for component, info in manifest["components"].items():
+        size = sum(manifest["files"][f]["size"] for f in set(info["method_files"].values())) / 1e6
+        cos = mx = ""
+        if "tensors" in parity:
+            metrics = [m for method in info["methods"] for m in parity["tensors"][method]["outputs"].values()]
+            cos, mx = f"{min(m['cosine'] for m in metrics):.6f}", f"{max(m['max_abs'] for m in metrics):.2e}"
+        extra = "".join(f"{v:>11}" for v in target.summary_row(info, manifest["files"]))
+        print(f"{component:<12}{info['quant']:<14}{size:>9.2f}{extra}  {cos:>12}{mx:>11}")
+        for line in target.notes(info):
+            print(f"  {line}")
+    latency = parity.get("latency_ms", {})
+    if latency:
+        print(f"\nmedian latency, ms ({latency['threads']} threads; eager PyTorch fp32 in the same run)")
+        print(f"{'method':<20}{target.name:>12}{'eager':>10}{'ratio':>8}")
+        for method, t in latency.items():
+            if method != "threads":
+                print(f"{method:<20}{t['candidate']:>12.2f}{t['reference']:>10.2f}{t['ratio']:>8.2f}")
+    if "tasks" in parity:
+        lab, dec = parity["tasks"]["labels"], parity["tasks"]["decode_events"]
+        print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows; "
+              f"decode events F1 {dec['f1']:.2f} ({dec['candidate_decodes']} vs {dec['reference_decodes']} "
+              f"reference), caption agreement {dec['caption_agreement']:.1%}")
+    print(f"parity      {parity['status']}")
+    print(f"wrote {out} in {seconds:.1f} s")

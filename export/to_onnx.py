@@ -1,0 +1,237 @@
+"""`python -m export.to_onnx`: ONNX artifacts (plus ONNX Runtime's mobile .ort format) with a parity report.
+
+    python -m export.to_onnx --preset tiny --quant int8 --out artifacts/tiny-onnx-int8
+
+One .onnx per contract method (`x_encoder.onnx`, `predictor.onnx`, `y_encoder.onnx`,
+`y_decoder_prefill.onnx`, `y_decoder_step.onnx`: an ONNX graph has one entry point, so the decoder's
+two methods are two files, each with its own copy of the decoder weights); the manifest's
+`method_files` says which file holds which method. Each file has the contract's static shapes and
+tensor names (the step's returned cache is `kv_cache_out`: see runtimes.artifact.file_output_names),
+opset 18 by default (TensorRT 8.6/10 and ONNX Runtime Mobile parse it), and passes
+`onnx.checker.check_model(full_check=True)`.
+
+Precision per component:
+  fp32          `torch.onnx.export(dynamo=True)` of the method's `torch.export` program;
+  fp16          the same of the half-precision program (export/quantize.py): LayerNorm, RMSNorm and
+                softmax stay fp32 inside (explicit Casts), I/O stays fp32 (the contract);
+  int8          ONNX Runtime static QDQ, S8S8 (symmetric int8 activations and per-channel weights, as
+                TensorRT wants), calibrated on the recorded inputs of real decoded frames; only the
+                MatMul/Gemm/Conv nodes of nn.Linear layers are quantized (the norms' mean and RoPE's
+                rotation matmuls and the attention matmuls stay float): the default QDQ settings
+                (every op, uint8 activations) lost accuracy badly on a ViT here;
+  int8-dynamic  ONNX Runtime dynamic quantization of the same nodes (int8 weights, activations
+                quantized at run time; ONNX Runtime only, TensorRT has no MatMulInteger).
+The MiniLM Y-Encoder of `default` does not survive per-tensor int8 activations (worst cosine 0.68
+static, 0.98 dynamic on held-out labels: outliers in its FFN activations); export it fp16.
+
+Then `onnxruntime.tools.convert_onnx_models_to_ort` writes `METHOD.ort` next to each file (fixed
+optimizations for ARM, the mobile target; not for fp16 components, see convert_to_ort) and
+`required_operators.config`, the operator list of a reduced ONNX Runtime build
+(`--include_ops_by_config`). Parity runs through ONNX Runtime's CPU provider
+on this host (runtimes/onnxruntime_backend.py). Note: that provider has fp16 kernels for few ops and
+inserts casts to fp32 around the others, so an fp16 parity here is closer to fp32 than an fp16
+accelerator (TensorRT, NNAPI, Core ML) will be. TensorRT on a Jetson: docs/jetson.md.
+
+This file holds only the ONNX lowering; the flags, data, artifact, parity and report are the flow
+every exporter shares (export/pipeline.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from edge_vljepa.contract import MethodSpec, build_contract
+from edge_vljepa.models import method_modules
+from export import pipeline
+from export.artifact import ArtifactBuilder, ExportError
+from export.quantize import FP32_LINEARS, quantized_program
+from runtimes.artifact import file_output_names
+
+QUANT_MODES = ("fp32", "fp16", "int8", "int8-dynamic")
+QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
+LINEAR = "torch.nn.modules.linear.Linear"  # in a node's class hierarchy: it comes from an nn.Linear
+PROTOBUF_LIMIT = 2**31  # bytes; larger models need ONNX external data, which is not wired here
+ORT_CONFIG = "required_operators.config"
+
+
+def name_io(graph, spec: MethodSpec) -> None:
+    """Give the graph's inputs and outputs the contract's names. Another value that already has one of
+    those names (the exporter names values after ops, e.g. `embedding`) is renamed first."""
+    wanted = {t.name for t in spec.inputs} | set(file_output_names(spec))
+    io_values = [*graph.inputs, *graph.outputs]
+    for value in [*graph.initializers.values(), *(v for node in graph for v in node.outputs)]:
+        if value.name in wanted and all(value is not v for v in io_values):
+            value.name = f"{value.name}_internal"
+    for value, t in zip(graph.inputs, spec.inputs, strict=True):
+        value.name = t.name
+    for value, name in zip(graph.outputs, file_output_names(spec), strict=True):
+        value.name = name
+
+
+def linear_nodes(model) -> list[str]:
+    """Names of the MatMul/Gemm/Conv nodes that come from nn.Linear layers (the exporter records each
+    node's module class hierarchy and module names in its metadata): the nodes int8 quantizes, except
+    those of export.quantize.FP32_LINEARS (BERT feed-forward layers, as for ExecuTorch)."""
+    def meta(node, key: str) -> str:
+        return next((p.value for p in node.metadata_props if p.key == key), "")
+
+    def module(node) -> str:  # innermost module name, e.g. component.backbone.encoder.layer.0.output.dense
+        scopes = meta(node, "pkg.torch.onnx.name_scopes").strip("[]").split(",")
+        return scopes[-1].strip().strip("'\"")
+    return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS
+            and LINEAR in meta(n, "pkg.torch.onnx.class_hierarchy") and not FP32_LINEARS.search(module(n))]
+
+
+class _Calls:
+    """onnxruntime.quantization.CalibrationDataReader over recorded calls (feeds named as in the contract)."""
+
+    def __init__(self, calls: list[dict]):
+        self.calls = iter(calls)
+
+    def get_next(self) -> dict | None:
+        return next(self.calls, None)
+
+
+def export_method(module, spec: MethodSpec, mode: str, calls: list[dict], path: Path, opset: int) -> dict:
+    """Write method `spec` of `module` in precision `mode` to `path`; return its node counts."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    example = pipeline.as_args(spec, calls[0])
+    program = quantized_program(module, example, "fp16" if mode == "fp16" else "fp32", [])
+    weights = sum(t.numel() * t.element_size() for t in program.state_dict.values())
+    if weights >= PROTOBUF_LIMIT:
+        raise ExportError(f"{spec.name} has {weights / 1e9:.1f} GB of {mode} weights, over ONNX's 2 GB "
+                          "protobuf limit (external data is not wired here); export it with "
+                          "--quant-component COMPONENT=fp16")
+    with pipeline.quiet():
+        onnx_program = torch.onnx.export(program, example, dynamo=True, opset_version=opset,
+                                         external_data=False, optimize=True, verbose=False)
+        name_io(onnx_program.model.graph, spec)
+        model = onnx_program.model_proto
+        nodes = linear_nodes(model)
+        if mode == "int8":
+            quantize_static(model, path, _Calls(calls), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_quantize=nodes,
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+        elif mode == "int8-dynamic":
+            quantize_dynamic(model, path, per_channel=True, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_quantize=nodes)
+        else:
+            onnx.save(model, path)
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ExportError(f"{path.name} fails onnx.checker: {e}") from None
+    saved = onnx.load(str(path), load_external_data=False)
+    return {"nodes": len(saved.graph.node), "ops": dict(Counter(n.op_type for n in saved.graph.node)),
+            "quantized_nodes": len(nodes) if mode.startswith("int8") else 0}
+
+
+def convert_to_ort(art: ArtifactBuilder) -> None:
+    """METHOD.ort for every METHOD.onnx that is not fp16 (fixed optimizations, ARM target) and the
+    operator config of a reduced ONNX Runtime build; records `ort_files` per component.
+
+    fp16 components get no .ort: the conversion runs ONNX Runtime's optimizer with this host's CPU
+    kernels, which lack fp16 for most ops, so it bakes in casts and fp32 copies of the weights (the
+    default X-Encoder's .ort came out at 12.4 MB next to its 6.8 MB fp16 .onnx). Convert those on or
+    for the target with the execution provider that runs fp16 there."""
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    entries = [e for e in art.manifest["components"].values() if e["quant"] != "fp16"]
+    if not entries:
+        return
+    with tempfile.TemporaryDirectory(dir=art.dir) as tmp:
+        tmp = Path(tmp)
+        for entry in entries:
+            for file in entry["method_files"].values():
+                shutil.copyfile(art.path(file), tmp / file)
+        try:
+            with pipeline.quiet():
+                convert_onnx_models_to_ort(tmp, optimization_styles=[OptimizationStyle.Fixed],
+                                           target_platform="arm")
+        except Exception as e:  # the converter raises whatever ONNX Runtime raised for the model
+            raise ExportError(f"conversion to the ORT format failed: {type(e).__name__}: {e}") from None
+        for entry in entries:
+            entry["ort_files"] = {m: Path(f).stem + ".ort" for m, f in entry["method_files"].items()}
+            for file in entry["ort_files"].values():
+                shutil.move(tmp / file, art.path(file))
+        config = (tmp / ORT_CONFIG).read_text().replace(f"{tmp.resolve()}/", "")  # no build-host paths
+    art.path(ORT_CONFIG).write_text(config)
+    art.manifest["ort_required_operators"] = ORT_CONFIG
+
+
+class OnnxTarget(pipeline.Target):
+    name = "onnxruntime"
+    prog = "python -m export.to_onnx"
+    description = ("Export the four VL-JEPA components to ONNX (one .onnx per contract method, plus ONNX "
+                   "Runtime's mobile .ort format), as a self-describing artifact directory with a parity "
+                   "report against PyTorch through ONNX Runtime.")
+    runtime = "onnxruntime (python, CPUExecutionProvider)"
+    quant_modes = QUANT_MODES
+    columns = ("nodes", "quantized", "ort MB")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--opset", type=int, default=18,
+                            help="ONNX opset (18: TensorRT 8.6+ and ONNX Runtime Mobile parse it)")
+        parser.add_argument("--no-ort", action="store_true",
+                            help="skip the mobile .ort files and required_operators.config")
+
+    def check(self, args, quant: dict[str, str]) -> None:
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError as e:
+            raise ExportError(f"{e.name} is not installed: pip install -e '.[export]'") from None
+        if not 17 <= args.opset <= 21:
+            raise ExportError(f"--opset {args.opset}: choose 17..21 (QDQ per-channel needs >= 13, the "
+                              "exporter emits >= 17; TensorRT 10 parses up to 21)")
+
+    def describe(self, args) -> str:
+        return f"onnx opset {args.opset}" + ("" if args.no_ort else " + ort (mobile)")
+
+    def lower(self, model, component, mode, calib, art, args) -> dict:
+        modules = method_modules(model)
+        files, info = {}, {}
+        for spec in build_contract(model.cfg).for_component(component):
+            files[spec.name] = f"{spec.name}.onnx"
+            info[spec.name] = export_method(modules[spec.name], spec, mode,
+                                            pipeline.calibration_calls(calib[spec.name]),
+                                            art.path(files[spec.name]), args.opset)
+        return {"method_files": files, "opset": args.opset, "graph": info}
+
+    def finish(self, art, args) -> None:
+        if not args.no_ort:
+            convert_to_ort(art)
+
+    def backend(self, artifact):
+        from runtimes.onnxruntime_backend import OnnxRuntimeBackend
+        return OnnxRuntimeBackend(artifact)
+
+    def summary_row(self, info: dict, files: dict) -> tuple[str, ...]:
+        ort = sum(files[f]["size"] for f in info.get("ort_files", {}).values())
+        return (str(sum(g["nodes"] for g in info["graph"].values())),
+                str(sum(g["quantized_nodes"] for g in info["graph"].values())),
+                f"{ort / 1e6:.2f}" if ort else "-")
+
+
+TARGET = OnnxTarget()
+
+
+def build_parser():
+    return pipeline.build_parser(TARGET)
+
+
+def main(argv=None) -> int:
+    return pipeline.main(TARGET, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
