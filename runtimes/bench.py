@@ -139,9 +139,13 @@ MB = 1e6
 
 
 def set_threads(n: int) -> None:
-    """One thread count for every runtime in this process: PyTorch and ExecuTorch's threadpool."""
+    """One thread count for every runtime in this process: PyTorch, ExecuTorch's threadpool and the
+    ONNX Runtime sessions opened afterwards."""
     import torch
+
+    from runtimes.onnxruntime_backend import OnnxRuntimeBackend
     torch.set_num_threads(n)
+    OnnxRuntimeBackend.threads = n
     try:
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
         _unsafe_reset_threadpool(n)

@@ -18,6 +18,7 @@ FORMATS = {"onnx": "method_files", "ort": "ort_files"}  # model format -> manife
 
 class OnnxRuntimeBackend:
     name = "onnxruntime"
+    threads: int | None = None  # intra-op threads of sessions created from now on (None: ORT's default)
 
     def __init__(self, artifact: Artifact, model_format: str = "onnx", providers: list[str] | None = None):
         """model_format "onnx" or "ort" (the mobile format a reduced ONNX Runtime build loads);
@@ -40,6 +41,8 @@ class OnnxRuntimeBackend:
             path = self.artifact.method_file(method, FORMATS[self.model_format])
             options = self._ort.SessionOptions()
             options.log_severity_level = 3  # errors only: ORT warns about every fp16 cast it inserts
+            if self.threads:
+                options.intra_op_num_threads = self.threads
             try:
                 session = self._ort.InferenceSession(str(path), options, providers=self.providers)
             except Exception as e:  # ORT raises its own Fail/InvalidGraph/... types for unreadable models

@@ -15,3 +15,11 @@ def tiny_fp32_artifact(tmp_path_factory):
     """(exit status of the export, artifact directory) of `export.to_executorch --preset tiny` (fp32)."""
     out = tmp_path_factory.mktemp("et") / "tiny-fp32"
     return to_executorch.main([*FAST_EXPORT, "--out", str(out)]), out
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_fp32_artifact(tmp_path_factory):
+    """(exit status, artifact directory) of `export.to_onnx --preset tiny` (fp32, with .ort files)."""
+    from export import to_onnx
+    out = tmp_path_factory.mktemp("onnx") / "tiny-fp32"
+    return to_onnx.main([*FAST_EXPORT, "--out", str(out)]), out

@@ -33,9 +33,8 @@ def manifest(out):
 
 
 @pytest.fixture(scope="module")
-def fp32(tmp_path_factory):
-    out = tmp_path_factory.mktemp("onnx") / "tiny-fp32"
-    return export(out), out
+def fp32(tiny_onnx_fp32_artifact):
+    return tiny_onnx_fp32_artifact
 
 
 @pytest.fixture(scope="module")

@@ -310,6 +310,20 @@ def test_parity_against_another_artifact(capsys, tmp_path, artifact, video, labe
     assert_one_line_error(code, err, "needs contract hash")
 
 
+def test_stream_and_parity_run_on_an_onnxruntime_artifact(capsys, tmp_path, tiny_onnx_fp32_artifact, video):
+    code, onnx_artifact = tiny_onnx_fp32_artifact
+    assert code == 0
+    code, out, err = run(capsys, stream, "--artifacts", onnx_artifact, "--video", video, "--quiet",
+                         "--events", tmp_path / "events.jsonl")
+    assert code == 0, err
+    assert "backend onnxruntime" in out and "windows/s" in out
+    assert len(read_events(tmp_path / "events.jsonl")) > 20
+    code, out, err = run(capsys, parity, "--artifacts", onnx_artifact, "--video", video, *FAST_PARITY,
+                         "--out", tmp_path / "report")
+    assert code == 0, out + err
+    assert "parity      pass" in out and "F1 1.00" in out
+
+
 def test_parity_help_explains_the_exit_status(capsys):
     with pytest.raises(SystemExit) as e:
         parity.main(["--help"])
