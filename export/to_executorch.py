@@ -22,8 +22,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import method_modules
 from export import pipeline
@@ -65,15 +63,19 @@ def qnn_partitioner():
     return QnnPartitioner(specs)
 
 
-def pt2e_quantizer(dynamic: bool):
+def pt2e_quantizer(dynamic: bool, names: list[str]):
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    # Linear layers only: they hold the weights and the FLOPs; a global config would also annotate the
-    # int64 index paths (masks, positions) and the small norm/RoPE matmuls that must stay exact.
+    # Linear layers only (`names`, export.quantize.quantized_linears): they hold the weights and the
+    # FLOPs; a global config would also annotate the int64 index paths (masks, positions) and the small
+    # norm/RoPE matmuls that must stay exact.
     config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
-    return XNNPACKQuantizer().set_module_type(torch.nn.Linear, config)
+    quantizer = XNNPACKQuantizer()
+    for name in names:
+        quantizer.set_module_name(name, config)
+    return quantizer
 
 
 def delegation_report(graph_module) -> dict:

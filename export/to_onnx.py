@@ -38,6 +38,7 @@ every exporter shares (export/pipeline.py).
 
 from __future__ import annotations
 
+import ast
 import shutil
 import sys
 import tempfile
@@ -81,11 +82,11 @@ def linear_nodes(model) -> list[str]:
     def meta(node, key: str) -> str:
         return next((p.value for p in node.metadata_props if p.key == key), "")
 
-    def module(node) -> str:  # innermost module name, e.g. component.backbone.encoder.layer.0.output.dense
-        scopes = meta(node, "pkg.torch.onnx.name_scopes").strip("[]").split(",")
-        return scopes[-1].strip().strip("'\"")
+    def kept_fp32(node) -> bool:  # module scopes: [..., 'component...layer.0.output.dense', 'linear']
+        scopes = ast.literal_eval(meta(node, "pkg.torch.onnx.name_scopes") or "[]")
+        return any(FP32_LINEARS.search(scope) for scope in scopes)
     return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS
-            and LINEAR in meta(n, "pkg.torch.onnx.class_hierarchy") and not FP32_LINEARS.search(module(n))]
+            and LINEAR in meta(n, "pkg.torch.onnx.class_hierarchy") and not kept_fp32(n)]
 
 
 class _Calls:

@@ -21,3 +21,19 @@ def test_bert_feed_forward_stays_fp32_and_everything_else_is_quantized():
     for method in ("x_encoder", "predictor", "y_decoder_step"):  # no BERT feed-forward there
         assert quantized_linears(modules[method]) == [n for n, m in modules[method].named_modules()
                                                       if isinstance(m, nn.Linear)]
+
+
+def test_onnx_int8_leaves_the_same_feed_forward_matmuls_unquantized():
+    import torch
+
+    from edge_vljepa.contract import build_contract
+    from export import pipeline
+    from export.to_onnx import linear_nodes
+    cfg = get_preset("tiny")
+    module = method_modules(build_model(cfg).eval())["y_encoder"]
+    spec = build_contract(cfg)["y_encoder"]
+    example = tuple(torch.from_numpy(t.example()) for t in spec.inputs)
+    with pipeline.quiet():
+        onnx_program = torch.onnx.export(torch.export.export(module, example, strict=False), example,
+                                         dynamo=True, optimize=True, verbose=False)
+    assert len(linear_nodes(onnx_program.model_proto)) == len(quantized_linears(module))
