@@ -181,9 +181,11 @@ def open_variant(directory: Path) -> Variant:
     comps = m["components"]
     delegate = {c.get("delegate") for c in comps.values()} - {None}
     quant = {c: info["quant"] for c, info in comps.items()}
-    variant = Variant("", m["target"], quant, directory,
-                      {c: m["files"][info["file"]]["size"] for c, info in comps.items()
-                       if info["file"] in m["files"]}, m.get("parity", {}), backend, artifact)
+    def size(info: dict) -> int:  # a component's files: one, or one per method (ONNX, Core ML)
+        files = set(info.get("method_files", {}).values()) or {info["file"]}
+        return sum(m["files"][f]["size"] for f in files if f in m["files"])
+    variant = Variant("", m["target"], quant, directory, {c: size(info) for c, info in comps.items()},
+                      m.get("parity", {}), backend, artifact)
     variant.name = " ".join([m["target"], *sorted(delegate), variant.precision])
     return variant
 
@@ -245,24 +247,29 @@ def method_flops(model, contract, inputs: dict[str, dict[str, np.ndarray]]) -> d
 
 def _component_rss(directory: str | None, cfg_dict: dict, checkpoint: str | None, component: str,
                    inputs: dict, threads: int, runs: int) -> tuple[float, float]:
-    """In a fresh process: (RSS after imports, peak RSS after loading `component` and running its
-    methods `runs` times), MB."""
+    """In a fresh process: (RSS once the runtime's modules are imported, the highest RSS sampled after
+    loading `component` and after each of `runs` calls of its methods), MB (Linux /proc)."""
     from edge_vljepa.config import ModelConfig
     set_threads(threads)
-    import torch  # noqa: F401  (every backend process pays for it; part of the baseline)
     if directory is None:
         from runtimes.pytorch_backend import PyTorchBackend
-        baseline = rss_mb()
+        baseline = rss_mb() or 0.0
         backend = PyTorchBackend(ModelConfig.from_dict(cfg_dict), checkpoint=checkpoint)
     else:
         from runtimes.artifact import Artifact
-        from runtimes.backends import open_backend
-        baseline = rss_mb()
-        backend = open_backend(Artifact(directory))
+        from runtimes.backends import CheckedBackend, backend_class
+        artifact = Artifact(directory)
+        runtime = backend_class(artifact.target)  # the runtime library imported: part of the baseline
+        baseline = rss_mb() or 0.0
+        backend = CheckedBackend(runtime(artifact))
+    peak = rss_mb() or peak_rss_mb()  # no /proc (macOS): ru_maxrss, the process peak
     for method, method_inputs in inputs.items():
         for _ in range(runs):
             backend.run(method, method_inputs)
-    return baseline, peak_rss_mb()
+            peak = max(peak, rss_mb() or peak_rss_mb())
+    # sampled, not ru_maxrss: Linux keeps ru_maxrss across the fork + exec that spawns this process,
+    # so it would report the parent's peak
+    return baseline, peak
 
 
 def component_rss(variant: Variant, cfg, checkpoint, component: str, inputs: dict, threads: int) -> tuple:
@@ -439,8 +446,9 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
              f"Golden inputs of the artifact (real frames and texts); {args.warmup} warm-up and "
              f"{args.runs} timed calls per method, all variants side by side in one process. "
              "GFLOP/s = matmul FLOPs of the eager model / median; % peak against the fp32 matmul peak "
-             "above (int8 kernels can exceed it). Peak RSS: a fresh process that imports torch, loads "
-             "only this component and runs it (in brackets: above the process after imports).", "",
+             "above (int8 kernels can exceed it). Peak RSS: a fresh process that loads only this component "
+             "and runs it (in brackets: above the same process once its runtime library was imported; "
+             "the eager reference loads the whole model).", "",
              "| variant | method | size MB | median ms | p90 ms | vs eager fp32 | "
              "vs ONNX Runtime same precision | GFLOP/s | % peak | peak RSS MB |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -33,19 +33,21 @@ def test_gpu_command_refuses_a_machine_without_cuda(capsys, monkeypatch):
     assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
-def test_artifacts_report_has_every_section(tiny_fp32_artifact, tmp_path):
-    status, artifact = tiny_fp32_artifact
-    assert status == 0
+def test_artifacts_report_has_every_section(tiny_fp32_artifact, tiny_onnx_fp32_artifact, tmp_path):
+    (status, artifact), (onnx_status, onnx_artifact) = tiny_fp32_artifact, tiny_onnx_fp32_artifact
+    assert status == onnx_status == 0
     out = tmp_path / "bench"
-    assert bench.main(["artifacts", "--artifacts", str(artifact), "--skip-rss", "--stream-minutes", "0.25",
-                       "--long-minutes", "0.25", "--out", str(out), "--name", "tiny"]) == 0
+    assert bench.main(["artifacts", "--artifacts", str(artifact), str(onnx_artifact), "--skip-rss",
+                       "--stream-minutes", "0.25", "--long-minutes", "0.25", "--out", str(out),
+                       "--name", "tiny"]) == 0
     report = (out / "tiny.md").read_text()
     for section in ("## Per component", "## Quality", "## Streaming", "## Memory over a long run"):
         assert section in report
     rows = [line for line in report.splitlines() if line.startswith("| executorch xnnpack fp32 | x_encoder")]
     assert len(rows) == 1
-    # both sides timed in the same run: the ratio column is a number
-    assert float(rows[0].split("|")[6]) > 0
+    # timed side by side in the same run: ratios to eager fp32 and to ONNX Runtime fp32 are numbers
+    assert float(rows[0].split("|")[6]) > 0 and float(rows[0].split("|")[7]) > 0
+    assert "| onnxruntime fp32 | x_encoder |" in report
     for policy in ("uniform", "offline_segments", "online"):
         assert f"| pytorch eager fp32 | {policy} |" in report
     assert (out / "tiny.png").stat().st_size > 10_000
