@@ -423,6 +423,7 @@ def run_artifacts(args) -> int:
 
 
 def cpu_name() -> str:
+    """This machine's processor, core count and OS, for reports."""
     info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
     model = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")),
                  platform.processor() or platform.machine())

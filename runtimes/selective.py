@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import math
-import platform
 import shlex
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.streaming import DEFAULT_STRIDE, l2_normalize, make_policy, policy_defaults, run_stream
 from edge_vljepa.weights import CheckpointError
+from runtimes.bench import cpu_name
 from runtimes.pytorch_backend import PyTorchBackend
 
 POLICY_NAMES = ("uniform", "offline_segments", "online")
@@ -424,10 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    info = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    machine = (f"{next((ln.split(':', 1)[1].strip() for ln in info if ln.startswith('model name')), 'cpu')} "
-               f"({sum(ln.startswith('processor') for ln in info)} cores), {platform.platform()}, "
-               f"torch {torch.__version__}, {args.threads} torch thread(s)")
+    machine = f"{cpu_name()}, torch {torch.__version__}, {args.threads} torch thread(s)"
     window_s = cfg.x_encoder.num_frames / cfg.fps
     print(f"selective decoding: preset {cfg.name}, weights {weights or 'RANDOM'}, backend {backend.name}")
     print(f"streams   {args.streams} test-split x {args.minutes:g} min (seed {args.seed}), written as .mp4")
