@@ -105,8 +105,10 @@ class ArtifactBuilder:
         """Copy each component's tokenizer.json into the artifact (components sharing one share the file)."""
         for component in TEXT_COMPONENTS:
             name = getattr(self.cfg, component).tokenizer
-            file = f"tokenizer_{Path(name).stem if name not in ('minilm', 'world') else name}.json"
-            shutil.copyfile(tokenizer_file(name), self.path(file))
+            path = tokenizer_file(name)
+            stem = path.parent.name if path.stem == "tokenizer" else path.stem  # ckpt/Llama-3.2-1B/tokenizer.json
+            file = f"tokenizer_{name if name in ('minilm', 'world') else stem}.json"
+            shutil.copyfile(path, self.path(file))
             self.manifest["tokenizers"][component] = file
 
     def add_arrays(self, file: str, arrays: dict[str, np.ndarray]) -> None:

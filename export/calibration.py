@@ -32,11 +32,16 @@ from export.reference import CALIBRATION_QUERIES
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def video_files(source: Path | None, split: str, count: int, workdir: Path, seed: int = 0) -> list[Path]:
-    """The user's video file(s), or `count` synthetic-world clips of `split` written under `workdir`."""
+def video_files(source: Path | None, cfg: ModelConfig, split: str, windows: int, workdir: Path,
+                seed: int = 0) -> list[Path]:
+    """The user's video file(s), or enough synthetic-world clips of `split` for `windows` X-Encoder
+    windows of `cfg` (written under `workdir`; each clip lasts one to two windows, at least 2-4 s)."""
     if source is None:
         workdir.mkdir(parents=True, exist_ok=True)
-        return [write_video(sample_clip(split, i, seed=seed), workdir)[0] for i in range(count)]
+        window_s = PreprocessSpec.from_config(cfg).num_frames / cfg.fps
+        seconds = (max(2.0, window_s), max(4.0, 2 * window_s))
+        return [write_video(sample_clip(split, i, seed=seed, seconds=seconds), workdir)[0]
+                for i in range(windows)]
     if source.is_file():
         return [source]
     if source.is_dir():

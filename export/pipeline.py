@@ -41,11 +41,12 @@ from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import MethodSpec, build_contract
 from edge_vljepa.models import COMPONENTS
 from edge_vljepa.preprocess import TextTooLongError
+from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, check_out_dir
 from export.calibration import clip_windows, parity_inputs, record_inputs, stream_file, video_files
 from export.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
-from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend
+from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend, with_tokenizers
 from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
 
 MAX_CALIBRATION_CALLS = 32  # per method, evenly spread over the recorded calls (e.g. 672 labels)
@@ -146,6 +147,14 @@ def parse_overrides(items: list[str], modes: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_tokenizers(items: list[str]) -> dict[str, str]:
+    files = dict(item.partition("=")[::2] for item in items)
+    bad = [item for item in items if "=" not in item or not all(item.partition("=")[::2])]
+    if bad:
+        raise ExportError(f"--tokenizer {bad[0]!r}: expected NAME=PATH, e.g. llama3=ckpt/Llama-3.2-1B")
+    return files
+
+
 def build_parser(target: Target) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=target.prog, description=target.description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -153,13 +162,18 @@ def build_parser(target: Target) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="native .safetensors (default: the preset's shipped "
                                                     "weights if any, else random weights)")
     target.add_arguments(p)
+    p.add_argument("--tokenizer", action="append", default=[], metavar="NAME=PATH",
+                   help="tokenizer.json (or its folder) of a tokenizer the preset names, e.g. "
+                        "llama3=ckpt/Llama-3.2-1B (repeatable; none can be downloaded here)")
     p.add_argument("--quant", default="fp32", choices=target.quant_modes, help="precision of every component")
     p.add_argument("--quant-component", action="append", default=[], metavar="COMPONENT=MODE",
                    help="per-component override, e.g. predictor=fp16 (repeatable)")
     p.add_argument("--calibration", type=Path, help="video file or folder of videos for int8 calibration "
                                                      "(default: synthetic-world validation clips)")
     p.add_argument("--calibration-windows", type=int, default=16, help="windows used to calibrate")
-    p.add_argument("--parity-windows", type=int, default=20, help="held-out windows for parity")
+    p.add_argument("--parity-windows", type=int, default=100,
+                   help="held-out windows for label agreement (each is one eager and one artifact X-Encoder "
+                        "run: lower it for the paper preset)")
     p.add_argument("--no-parity", action="store_true", help="skip the parity run (it is recorded as skipped)")
     p.add_argument("--out", type=Path, help="artifact directory to create (required unless --parity-only)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
@@ -188,6 +202,9 @@ def main(target: Target, argv=None) -> int:
         if args.out is None:
             raise ExportError("--out is required (the artifact directory to create)")
         check_out_dir(args.out, args.force)
+        files = parse_tokenizers(args.tokenizer)
+        random_weights = args.checkpoint is None and shipped_checkpoint(cfg.name) is None
+        cfg, tokenizer_notes = with_tokenizers(cfg, files, random_weights)
         reference, checkpoint = reference_backend(cfg, args.checkpoint)
     except (ExportError, ConfigError, CheckpointError) as e:
         return error(e)
@@ -196,6 +213,8 @@ def main(target: Target, argv=None) -> int:
     print(f"target      {target.describe(args)}")
     print("precision   " + ", ".join(f"{c} {q}" for c, q in quant.items()))
     print(f"out         {args.out}")
+    for note in tokenizer_notes:
+        print(f"note        {note}")
     start = time.perf_counter()
     labels = default_labels(cfg)
     try:
@@ -203,8 +222,8 @@ def main(target: Target, argv=None) -> int:
                 ArtifactBuilder(args.out, args.force, target.name, cfg, checkpoint) as art:
             tmp = Path(tmp)
             print("data        recording calibration inputs (real decoded frames)...", flush=True)
-            calib_windows = clip_windows(video_files(args.calibration, "validation", 8, tmp / "calibration"),
-                                         cfg, args.calibration_windows)
+            calib_windows = clip_windows(video_files(args.calibration, cfg, "validation", args.calibration_windows,
+                                                     tmp / "calibration"), cfg, args.calibration_windows)
             calib = record_inputs(reference, cfg, calib_windows, CALIBRATION_QUERIES, labels)
             t_data = time.perf_counter()
             for component in tqdm(COMPONENTS, desc="lowering", unit="component"):
@@ -240,7 +259,8 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
     cfg = reference.cfg
     print(f"parity      held-out clips and a held-out stream through {target.runtime}...", flush=True)
     candidate = target.backend(Artifact(directory))
-    windows = clip_windows(video_files(None, "test", 10, tmp / "parity"), cfg, args.parity_windows)
+    windows = clip_windows(video_files(None, cfg, "test", args.parity_windows, tmp / "parity"), cfg,
+                           args.parity_windows)
     recorded = parity_inputs(reference, cfg, windows, labels)
     tensors = tensor_parity(reference, candidate, recorded)
     latency = latency_ms(reference, candidate, recorded)
@@ -323,8 +343,10 @@ def print_summary(target: Target, out: Path, manifest: dict, seconds: float) -> 
                 print(f"{method:<20}{t['candidate']:>12.2f}{t['reference']:>10.2f}{t['ratio']:>8.2f}")
     if "tasks" in parity:
         lab, dec = parity["tasks"]["labels"], parity["tasks"]["decode_events"]
-        print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows; "
-              f"decode events F1 {dec['f1']:.2f} ({dec['candidate_decodes']} vs {dec['reference_decodes']} "
+        print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows with the "
+              f"shipped label bank, {lab['own_bank_top1_agreement']:.1%} with a bank of the artifact's own "
+              f"Y-Encoder (custom labels; reference top-1/top-2 margin p10 {lab['reference_margin_p10']:.4f})")
+        print(f"decode events F1 {dec['f1']:.2f} ({dec['candidate_decodes']} vs {dec['reference_decodes']} "
               f"reference), caption agreement {dec['caption_agreement']:.1%}")
     print(f"parity      {parity['status']}")
     print(f"wrote {out} in {seconds:.1f} s")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from edge_vljepa.config import CAPTION_QUERY, ModelConfig
+from edge_vljepa.preprocess import TEXT_COMPONENTS, tokenizer_file
 from edge_vljepa.pretrained import shipped_labels
 from edge_vljepa.train import world_labels
+from export.artifact import ExportError
 from runtimes.pytorch_backend import PyTorchBackend
+
+STAND_IN_TOKENIZER = "minilm"  # for random weights whose own tokenizer is not on this machine
 
 # The captioning query and two of the world's questions: what the loop and VQA feed the predictor.
 CALIBRATION_QUERIES = [CAPTION_QUERY, "what colour is the object?", "which direction does it move?"]
@@ -22,3 +27,25 @@ def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorc
 def default_labels(cfg: ModelConfig) -> list[str]:
     """The label bank: the labels shipped with the preset's weights, else the world's canonical labels."""
     return shipped_labels(cfg.name) or world_labels()
+
+
+def with_tokenizers(cfg: ModelConfig, files: dict[str, str], random_weights: bool) -> tuple[ModelConfig, list[str]]:
+    """`cfg` with each tokenizer it names resolved: `files` maps a name (llama3, gemma3) to its
+    tokenizer.json or folder (--tokenizer NAME=PATH). A name that resolves nowhere is an error, unless
+    the weights are random: then text means nothing to the model and the MiniLM WordPiece stands in
+    (its ids fit every preset's vocabulary), which the returned notes say."""
+    notes, parts = [], {}
+    for component in TEXT_COMPONENTS:
+        part = getattr(cfg, component)
+        name = files.get(part.tokenizer, part.tokenizer)
+        try:
+            tokenizer_file(name)
+        except FileNotFoundError as e:
+            if not random_weights:
+                raise ExportError(f"{e} with --tokenizer {part.tokenizer}=PATH") from None
+            notes.append(f"{component}: tokenizer {part.tokenizer!r} is not on this machine; with random "
+                         f"weights the {STAND_IN_TOKENIZER!r} tokenizer stands in (pass --tokenizer "
+                         f"{part.tokenizer}=PATH for the real one)")
+            name = STAND_IN_TOKENIZER
+        parts[component] = dataclasses.replace(part, tokenizer=name)
+    return dataclasses.replace(cfg, **parts), notes

@@ -37,3 +37,38 @@ def test_onnx_int8_leaves_the_same_feed_forward_matmuls_unquantized():
         onnx_program = torch.onnx.export(torch.export.export(module, example, strict=False), example,
                                          dynamo=True, optimize=True, verbose=False)
     assert len(linear_nodes(onnx_program.model_proto)) == len(quantized_linears(module))
+
+
+def test_pt2e_static_int8_quantizes_linear_inputs_and_outputs_only():
+    """XNNPACK's quantizer would also quantize every `cat` (one scale shared by all its inputs), which
+    rounded the predictor's query embeddings to ~0; only Linear inputs and outputs may carry q/dq."""
+    import torch
+
+    from edge_vljepa.contract import build_contract
+    from export import pipeline
+    from export.quantize import _pt2e
+    from export.to_executorch import pt2e_quantizer
+    cfg = get_preset("tiny")
+    module = method_modules(build_model(cfg).eval())["predictor"]
+    spec = build_contract(cfg)["predictor"]
+    example = tuple(torch.from_numpy(t.example()) for t in spec.inputs)
+    with pipeline.quiet():
+        converted = _pt2e(module, example, pt2e_quantizer(False, quantized_linears(module)), [example])
+    linear = torch.ops.aten.linear.default
+    quantize = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    reshapes = {torch.ops.aten.view.default, torch.ops.aten.reshape.default, torch.ops.aten.transpose.int,
+                torch.ops.aten.permute.default, quantize,
+                torch.ops.quantized_decomposed.dequantize_per_tensor.default}  # pass a linear's output on
+
+    def source(node):
+        while node.target in reshapes:
+            node = node.args[0]
+        return node
+
+    quantized = [n for n in converted.graph.nodes if n.target == quantize]
+    assert quantized
+    for node in quantized:
+        readers = [u for dq in node.users for u in dq.users]
+        assert source(node.args[0]).target == linear or (readers and all(u.target == linear for u in readers)), \
+            f"{node.args[0]} is quantized"
+    assert torch.ops.aten.cat.default in {n.target for n in converted.graph.nodes}
