@@ -106,7 +106,7 @@ class ArtifactBuilder:
         for component in TEXT_COMPONENTS:
             name = getattr(self.cfg, component).tokenizer
             path = tokenizer_file(name)
-            stem = path.parent.name if path.stem == "tokenizer" else path.stem  # ckpt/Llama-3.2-1B/tokenizer.json
+            stem = path.parent.name if path.stem == "tokenizer" else path.stem  # e.g. Llama-3.2-1B
             file = f"tokenizer_{name if name in ('minilm', 'world') else stem}.json"
             shutil.copyfile(path, self.path(file))
             self.manifest["tokenizers"][component] = file

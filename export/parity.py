@@ -95,7 +95,8 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
 
     def embeddings(backend) -> list[np.ndarray]:
         out = []
-        for video in tqdm(windows, desc=f"labels ({getattr(backend, 'name', 'backend')})", unit="window", leave=False):
+        name = getattr(backend, "name", "backend")
+        for video in tqdm(windows, desc=f"labels ({name})", unit="window", leave=False):
             visual = run_checked(backend, "x_encoder", {"video": video})["visual_tokens"]
             out.append(run_checked(backend, "predictor", {"visual_tokens": visual, "query_ids": ids,
                                                           "query_mask": mask})["embedding"][0])
@@ -107,10 +108,10 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
     shipped = [[label for label, _ in ref_bank.topk(e, k)] for e in cand_emb]
     own = [cand_bank.topk(e, 1)[0][0] for e in cand_emb]
     ref_labels = [[label for label, _ in top[:k]] for top in ref_top]
-    return {"windows": len(windows),
-            "top1_agreement": float(np.mean([a[0] == b[0] for a, b in zip(ref_labels, shipped)])),
-            "k": k, "topk_overlap": float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref_labels, shipped)])),
-            "own_bank_top1_agreement": float(np.mean([a[0] == b for a, b in zip(ref_labels, own)])),
+    pairs = list(zip(ref_labels, shipped, own, strict=True))
+    return {"windows": len(windows), "top1_agreement": float(np.mean([a[0] == b[0] for a, b, _ in pairs])),
+            "k": k, "topk_overlap": float(np.mean([len(set(a) & set(b)) / k for a, b, _ in pairs])),
+            "own_bank_top1_agreement": float(np.mean([a[0] == c for a, _, c in pairs])),
             "reference_margin_p10": float(np.percentile([t[0][1] - t[1][1] for t in ref_top], 10))}
 
 

@@ -222,8 +222,9 @@ def main(target: Target, argv=None) -> int:
                 ArtifactBuilder(args.out, args.force, target.name, cfg, checkpoint) as art:
             tmp = Path(tmp)
             print("data        recording calibration inputs (real decoded frames)...", flush=True)
-            calib_windows = clip_windows(video_files(args.calibration, cfg, "validation", args.calibration_windows,
-                                                     tmp / "calibration"), cfg, args.calibration_windows)
+            n = args.calibration_windows
+            calib_windows = clip_windows(video_files(args.calibration, cfg, "validation", n, tmp / "calibration"),
+                                         cfg, n)
             calib = record_inputs(reference, cfg, calib_windows, CALIBRATION_QUERIES, labels)
             t_data = time.perf_counter()
             for component in tqdm(COMPONENTS, desc="lowering", unit="component"):
@@ -343,9 +344,10 @@ def print_summary(target: Target, out: Path, manifest: dict, seconds: float) -> 
                 print(f"{method:<20}{t['candidate']:>12.2f}{t['reference']:>10.2f}{t['ratio']:>8.2f}")
     if "tasks" in parity:
         lab, dec = parity["tasks"]["labels"], parity["tasks"]["decode_events"]
-        print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows with the "
-              f"shipped label bank, {lab['own_bank_top1_agreement']:.1%} with a bank of the artifact's own "
-              f"Y-Encoder (custom labels; reference top-1/top-2 margin p10 {lab['reference_margin_p10']:.4f})")
+        print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows with "
+              f"the shipped label bank, {lab['own_bank_top1_agreement']:.1%} with a bank of the artifact's "
+              f"own Y-Encoder (custom labels); reference top-1/top-2 margin p10 "
+              f"{lab['reference_margin_p10']:.4f}")
         print(f"decode events F1 {dec['f1']:.2f} ({dec['candidate_decodes']} vs {dec['reference_decodes']} "
               f"reference), caption agreement {dec['caption_agreement']:.1%}")
     print(f"parity      {parity['status']}")

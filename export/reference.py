@@ -29,7 +29,8 @@ def default_labels(cfg: ModelConfig) -> list[str]:
     return shipped_labels(cfg.name) or world_labels()
 
 
-def with_tokenizers(cfg: ModelConfig, files: dict[str, str], random_weights: bool) -> tuple[ModelConfig, list[str]]:
+def with_tokenizers(cfg: ModelConfig, files: dict[str, str],
+                    random_weights: bool) -> tuple[ModelConfig, list[str]]:
     """`cfg` with each tokenizer it names resolved: `files` maps a name (llama3, gemma3) to its
     tokenizer.json or folder (--tokenizer NAME=PATH). A name that resolves nowhere is an error, unless
     the weights are random: then text means nothing to the model and the MiniLM WordPiece stands in

@@ -282,7 +282,8 @@ tolerances (manifest) <code>{e(json.dumps(results['tolerances']))}</code></p>
 <th>SNR dB</th><th>tolerance</th></tr>{table}</table>
 <h2>Labels</h2><p>top-1 agreement {lab['top1_agreement']:.1%}, top-{lab['k']} overlap
 {lab['topk_overlap']:.1%} on {lab['windows']} windows, ranked against the shipped label bank;
-{lab['own_bank_top1_agreement']:.1%} when the artifact ranks against a bank of its own Y-Encoder (custom labels);
+{lab['own_bank_top1_agreement']:.1%} when the artifact ranks against a bank of its own Y-Encoder
+(custom labels);
 top-1 agreement {stream_lab['top1_agreement']:.1%} on the {stream_lab['windows']} stream windows, both sides
 ranking against one label bank (the artifact's precomputed embeddings, as on a device)</p>
 <h2>Decode events</h2><p>reference {dec['reference_decodes']}, artifact {dec['candidate_decodes']}:

@@ -69,6 +69,6 @@ def test_pt2e_static_int8_quantizes_linear_inputs_and_outputs_only():
     assert quantized
     for node in quantized:
         readers = [u for dq in node.users for u in dq.users]
-        assert source(node.args[0]).target == linear or (readers and all(u.target == linear for u in readers)), \
-            f"{node.args[0]} is quantized"
+        feeds_linear = bool(readers) and all(u.target == linear for u in readers)
+        assert source(node.args[0]).target == linear or feeds_linear, f"{node.args[0]} is quantized"
     assert torch.ops.aten.cat.default in {n.target for n in converted.graph.nodes}
