@@ -26,7 +26,7 @@ from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
 from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, component_tokenizer, tokenizer_file
 from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults, run_checked
-from export.parity import TASK_TOLERANCES, TOLERANCES
+from export.parity import TASK_TOLERANCES, TOLERANCES, label_progress
 from runtimes.artifact import MANIFEST, file_sha256, path_size
 
 FORMAT_VERSION = 1
@@ -120,7 +120,8 @@ class ArtifactBuilder:
         bank (reference Y-Encoder embeddings of `labels`), golden inputs/outputs (the first recorded
         call of each method, for an on-device self-test), decode-policy defaults, tolerances."""
         self.add_tokenizers()
-        bank = LabelBank.build(labels, reference, component_tokenizer(self.cfg, "y_encoder"))
+        bank = LabelBank.build(labels, reference, component_tokenizer(self.cfg, "y_encoder"),
+                               progress=label_progress)
         self.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
         golden = {}
         for method, calls in recorded.items():

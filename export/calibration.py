@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.data.video import VideoError, VideoFile
@@ -27,6 +28,7 @@ from edge_vljepa.preprocess import (
 )
 from edge_vljepa.streaming import LabelBank, Resampler, WindowBuffer, greedy_decode, run_checked
 from export.artifact import ExportError
+from export.parity import label_progress
 from export.reference import CALIBRATION_QUERIES
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -118,13 +120,13 @@ def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], querie
     query_tok = component_tokenizer(cfg, "predictor")
     decoder_tok = component_tokenizer(cfg, "y_decoder")
     embeddings = []
-    for video in windows:
+    for video in tqdm(windows, desc="recording", unit="window", leave=False):
         visual = run_checked(rec, "x_encoder", {"video": video})["visual_tokens"]
         for query in queries:
             ids, mask = query_tok.encode(query, what="query")
             embeddings.append(run_checked(rec, "predictor", {
                 "visual_tokens": visual, "query_ids": ids, "query_mask": mask})["embedding"][0])
-    LabelBank.build(labels, rec, component_tokenizer(cfg, "y_encoder"))
+    LabelBank.build(labels, rec, component_tokenizer(cfg, "y_encoder"), progress=label_progress)
     for i, embedding in enumerate(embeddings[:decodes]):
         greedy_decode(rec, embedding, cfg.y_decoder)
         teacher_forced_steps(rec, embedding, decoder_tok.ids(labels[i % len(labels)])[1:], cfg)

@@ -36,6 +36,11 @@ TOLERANCES = {
 TASK_TOLERANCES = {"top1_agreement": 0.95}  # any precision; decode-event F1 is reported
 
 
+def label_progress(labels: list[str]):
+    """A progress bar over a label bank's labels (the paper Y-Encoder takes seconds per label here)."""
+    return tqdm(labels, desc="label bank", unit="label", leave=False)
+
+
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
     r, c = reference.astype(np.float64).ravel(), candidate.astype(np.float64).ravel()
     noise = float(np.sum((r - c) ** 2))
@@ -102,7 +107,8 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
                                                           "query_mask": mask})["embedding"][0])
         return out
 
-    ref_bank, cand_bank = (LabelBank.build(labels, b, label_tok) for b in (reference, candidate))
+    ref_bank, cand_bank = (LabelBank.build(labels, b, label_tok, progress=label_progress)
+                           for b in (reference, candidate))
     ref_top = [ref_bank.topk(e, max(k, 2)) for e in embeddings(reference)]
     cand_emb = embeddings(candidate)
     shipped = [[label for label, _ in ref_bank.topk(e, k)] for e in cand_emb]

@@ -223,8 +223,8 @@ def main(target: Target, argv=None) -> int:
             tmp = Path(tmp)
             print("data        recording calibration inputs (real decoded frames)...", flush=True)
             n = args.calibration_windows
-            calib_windows = clip_windows(video_files(args.calibration, cfg, "validation", n, tmp / "calibration"),
-                                         cfg, n)
+            videos = video_files(args.calibration, cfg, "validation", n, tmp / "calibration")
+            calib_windows = clip_windows(videos, cfg, n)
             calib = record_inputs(reference, cfg, calib_windows, CALIBRATION_QUERIES, labels)
             t_data = time.perf_counter()
             for component in tqdm(COMPONENTS, desc="lowering", unit="component"):

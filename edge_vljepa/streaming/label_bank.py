@@ -11,6 +11,7 @@ numpy only (no torch): a device loads the saved bank and runs `topk`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -43,10 +44,12 @@ class LabelBank:
         self.embeddings = l2_normalize(embeddings)  # (K, E)
 
     @classmethod
-    def build(cls, labels: list[str], backend: Backend, tokenizer: TextTokenizer) -> LabelBank:
-        """Embed each label with the backend's `y_encoder` (tokenizer: the Y-Encoder's, max_text_len)."""
+    def build(cls, labels: list[str], backend: Backend, tokenizer: TextTokenizer,
+              progress: Callable[[list[str]], Iterable[str]] = iter) -> LabelBank:
+        """Embed each label with the backend's `y_encoder` (tokenizer: the Y-Encoder's, max_text_len).
+        progress: wraps the labels for iteration, e.g. a tqdm progress bar."""
         rows = []
-        for label in labels:
+        for label in progress(labels):
             ids, mask = tokenizer.encode(label, what="label")  # (1, Ly) int64 each
             out = run_checked(backend, "y_encoder", {"input_ids": ids, "attention_mask": mask})
             rows.append(out["embedding"][0])  # (E,)
