@@ -118,18 +118,24 @@ class ArtifactBuilder:
                    quant: dict[str, str]) -> None:
         """What every target's artifact carries besides its component files: tokenizers, the label
         bank (reference Y-Encoder embeddings of `labels`), golden inputs/outputs (the first recorded
-        call of each method, for an on-device self-test), decode-policy defaults, tolerances."""
+        call of each method, for an on-device self-test), decode-policy defaults, tolerances.
+        `quant` names the components the artifact holds; the label bank ranks predictor outputs."""
         self.add_tokenizers()
-        bank = LabelBank.build(labels, reference, component_tokenizer(self.cfg, "y_encoder"),
-                               progress=label_progress)
-        self.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
+        if "predictor" in quant:
+            bank = LabelBank.build(labels, reference, component_tokenizer(self.cfg, "y_encoder"),
+                                   progress=label_progress)
+            self.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
+            self.manifest["label_bank"] = "label_bank.npz"
         golden = {}
+        contract = build_contract(self.cfg)
         for method, calls in recorded.items():
+            if contract[method].component not in quant:
+                continue
             golden |= {f"{method}.in.{k}": v for k, v in calls[0].items()}
             golden |= {f"{method}.out.{k}": v for k, v in run_checked(reference, method, calls[0]).items()}
         self.add_arrays("golden.npz", golden)
         self.manifest |= {
-            "label_bank": "label_bank.npz", "golden": "golden.npz",
+            "golden": "golden.npz",
             "decode_policy_defaults": {"policy": DEFAULT_POLICY, "stride": DEFAULT_STRIDE,
                                        "params": policy_defaults(DEFAULT_POLICY)},
             "tolerances": {"tensor": {m: TOLERANCES[m] for m in sorted(set(quant.values()))},

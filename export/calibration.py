@@ -114,8 +114,10 @@ def parity_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], labels
 
 
 def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], queries: list[str],
-                  labels: list[str], decodes: int = 4) -> dict[str, list[dict[str, np.ndarray]]]:
-    """Run the reference over real windows the way the loop does; return each method's inputs."""
+                  labels: list[str], decodes: int = 4,
+                  bank: bool = True) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Run the reference over real windows the way the loop does; return each method's inputs.
+    bank: embed `labels` (y_encoder calls); decodes: how many greedy + teacher-forced decodes."""
     rec = Recorder(reference)
     query_tok = component_tokenizer(cfg, "predictor")
     decoder_tok = component_tokenizer(cfg, "y_decoder")
@@ -126,7 +128,8 @@ def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], querie
             ids, mask = query_tok.encode(query, what="query")
             embeddings.append(run_checked(rec, "predictor", {
                 "visual_tokens": visual, "query_ids": ids, "query_mask": mask})["embedding"][0])
-    LabelBank.build(labels, rec, component_tokenizer(cfg, "y_encoder"), progress=label_progress)
+    if bank:
+        LabelBank.build(labels, rec, component_tokenizer(cfg, "y_encoder"), progress=label_progress)
     for i, embedding in enumerate(embeddings[:decodes]):
         greedy_decode(rec, embedding, cfg.y_decoder)
         teacher_forced_steps(rec, embedding, decoder_tok.ids(labels[i % len(labels)])[1:], cfg)

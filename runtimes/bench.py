@@ -43,6 +43,12 @@ from edge_vljepa.contract import build_contract
 from runtimes.memory import peak_rss_mb, rss_mb
 
 DTYPES = ("fp32", "fp16", "bf16")
+STREAMING_NOTE = (
+    "The edge_vljepa streaming loop over one test stream read into memory first (decoding the video is not "
+    "in these times). Change-to-text: ground-truth segment change -> its decode's window end, plus this "
+    "run's median compute of a decoding window; offline_segments decides at the end of the stream, so it "
+    "has none. Loop overhead: wall time outside backend calls and preprocessing (the loop's own logic: "
+    "windows, label bank, policy, events).")
 
 
 def example_inputs(spec, torch_dtype, device) -> list:
@@ -199,10 +205,10 @@ def reference_variant(cfg, checkpoint: str | None) -> Variant:
                    backend=backend)
 
 
-def golden_inputs(directory: Path, contract) -> dict[str, dict[str, np.ndarray]]:
+def golden_inputs(directory: Path, contract, methods: list[str]) -> dict[str, dict[str, np.ndarray]]:
     """Each method's golden input (real recorded frames and texts) from an artifact's golden.npz."""
     with np.load(directory / "golden.npz") as g:
-        return {spec.name: {t.name: g[f"{spec.name}.in.{t.name}"] for t in spec.inputs} for spec in contract}
+        return {m: {t.name: g[f"{m}.in.{t.name}"] for t in contract[m].inputs} for m in methods}
 
 
 def time_calls(backend, method: str, inputs: dict, warmup: int, runs: int) -> list[float]:
@@ -237,7 +243,7 @@ def method_flops(model, contract, inputs: dict[str, dict[str, np.ndarray]]) -> d
 
     from edge_vljepa.models import method_modules
     modules, out = method_modules(model), {}
-    for spec in contract:
+    for spec in (contract[m] for m in inputs):
         args = [torch.from_numpy(np.ascontiguousarray(inputs[spec.name][t.name])) for t in spec.inputs]
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
             modules[spec.name](*args)
@@ -352,9 +358,7 @@ def worst_cosine(parity: dict, methods: list[str]) -> float | None:
 
 
 def run_artifacts(args) -> int:
-    from edge_vljepa.data.video import VideoFile
     from runtimes.artifact import ArtifactError
-    from runtimes.selective import Truth
 
     set_threads(args.threads)
     try:
@@ -369,12 +373,14 @@ def run_artifacts(args) -> int:
             print(f"error: {v.directory} is an artifact of another model than {variants[0].directory} "
                   "(contract hashes differ); benchmark artifacts of one model together", file=sys.stderr)
             return 2
+    held = set.intersection(*(set(v.quant) for v in variants))  # components every artifact holds
+    whole = len(held) == len({spec.component for spec in contract})
     checkpoint = first.manifest["model"].get("checkpoint")
     checkpoint = checkpoint if checkpoint and Path(checkpoint).is_file() else None
     reference = reference_variant(cfg, checkpoint)
     variants = [reference, *variants]
-    inputs = golden_inputs(variants[1].directory, contract)
-    methods = [spec.name for spec in contract]
+    methods = [spec.name for spec in contract if spec.component in held]
+    inputs = golden_inputs(variants[1].directory, contract, methods)
     print(f"bench     preset {cfg.name}, {len(variants) - 1} artifact(s) + PyTorch eager fp32, "
           f"{args.threads} thread(s), {args.runs} timed calls per method")
 
@@ -391,12 +397,36 @@ def run_artifacts(args) -> int:
                 bar.update()
     rss = {}
     if not args.skip_rss:
-        components = list(dict.fromkeys(spec.component for spec in contract))
+        components = list(dict.fromkeys(contract[m].component for m in methods))
         for v in tqdm(variants, desc="peak RSS", unit="variant"):
             for c in components:
                 rss[v.name, c] = component_rss(v, cfg, checkpoint, c, {m: inputs[m] for m in methods
                                                                      if contract[m].component == c},
                                                args.threads)
+    if whole:
+        streams, long = streaming(args, cfg, variants)
+    else:
+        streams, long = [], None
+        print(f"streaming not run: the artifacts hold {', '.join(sorted(held))} only; "
+              "the loop needs all four components")
+    report = artifacts_report(args, cfg, variants, methods, contract, latency, flops, peak, rss, streams,
+                              long)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.md").write_text(report)
+    plot_variants(args.out / f"{args.name}.png", variants, latency, held,
+                  f"{cfg.name}: {args.threads} thread(s)")
+    print(report)
+    print(f"wrote {args.out / (args.name + '.md')} and {args.out / (args.name + '.png')}")
+    return 0
+
+
+def streaming(args, cfg, variants: list[Variant]) -> tuple[list[StreamRun], dict | None]:
+    """The streaming runs of every variant over one test stream, and the long memory run of the first
+    artifact."""
+    from tqdm import tqdm
+
+    from edge_vljepa.data.video import VideoFile
+    from runtimes.selective import Truth
     streams, long = [], None
     with tempfile.TemporaryDirectory(prefix="edge-vljepa-bench-") as tmp:
         if args.video:
@@ -412,14 +442,7 @@ def run_artifacts(args) -> int:
             print(f"data      a {args.long_minutes:g}-minute stream for the memory run...", flush=True)
             long_video, _ = make_stream(Path(tmp), 1, args.long_minutes)
             long = long_run(variants[1], cfg, long_video, args.stride)
-    report = artifacts_report(args, cfg, variants, methods, contract, latency, flops, peak, rss, streams,
-                              long)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.md").write_text(report)
-    plot_variants(args.out / f"{args.name}.png", variants, latency, f"{cfg.name}: {args.threads} thread(s)")
-    print(report)
-    print(f"wrote {args.out / (args.name + '.md')} and {args.out / (args.name + '.png')}")
-    return 0
+    return streams, long
 
 
 def cpu_name() -> str:
@@ -478,20 +501,22 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
         lines.append(f"| {v.name} | {sum(v.sizes.values()) / MB:.2f} | "
                      + " / ".join("-" if c is None else f"{c:.4f}" for c in cos)
                      + f" | {'-' if lab is None else f'{lab:.1%}'} | {'-' if f1 is None else f'{f1:.2f}'} |")
-    lines += ["", "## Streaming", "",
-              "The edge_vljepa streaming loop over one test stream read into memory first (decoding the "
-              "video is not in these times). Change-to-text: ground-truth segment change -> its decode's "
-              "window end, plus this run's median compute of a decoding window; offline_segments decides at "
-              "the end of the stream, so it has none. Loop overhead: wall time outside backend calls and "
-              "preprocessing (the loop's own logic: windows, label bank, policy, events).", "",
-              "| variant | policy | real-time factor | windows/s | decodes/min | change-to-text p50 / p90 s "
-              "(missed) | outside backend | loop overhead |", "|---|---|---|---|---|---|---|---|"]
-    for r in streams:
-        s = r.summary
-        c2t = (f"{np.percentile(r.delays, 50):.2f} / {np.percentile(r.delays, 90):.2f} ({r.missed})"
-               if r.delays else "-")
-        lines.append(f"| {r.variant} | {r.policy} | {s.realtime_factor:.1f}x | {s.windows_per_s:.1f} | "
-                     f"{s.decodes_per_min:.1f} | {c2t} | {r.outside_backend:.1%} | {r.loop_overhead:.1%} |")
+    if not streams:
+        components = sorted({contract[m].component for m in methods})
+        lines += ["", "## Streaming", "", f"Not run: the artifacts hold {', '.join(components)} only; the "
+                  "streaming loop needs all four components."]
+    else:
+        lines += ["", "## Streaming", "", STREAMING_NOTE, "",
+                  "| variant | policy | real-time factor | windows/s | decodes/min | change-to-text "
+                  "p50 / p90 s (missed) | outside backend | loop overhead |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in streams:
+            s = r.summary
+            c2t = (f"{np.percentile(r.delays, 50):.2f} / {np.percentile(r.delays, 90):.2f} ({r.missed})"
+                   if r.delays else "-")
+            lines.append(f"| {r.variant} | {r.policy} | {s.realtime_factor:.1f}x | {s.windows_per_s:.1f} | "
+                         f"{s.decodes_per_min:.1f} | {c2t} | {r.outside_backend:.1%} | "
+                         f"{r.loop_overhead:.1%} |")
     if long:
         lines += ["", "## Memory over a long run", "",
                   f"{long['variant']}, online policy, {long['minutes']:.1f} minutes of video read lazily "
@@ -502,22 +527,25 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
     return "\n".join(lines) + "\n"
 
 
-def plot_variants(path: Path, variants, latency, title: str) -> None:
-    """Per-window latency (X-Encoder + Predictor medians) against total size, coloured by quality."""
+def plot_variants(path: Path, variants, latency, held: set[str], title: str) -> None:
+    """Per-window latency (X-Encoder + Predictor medians, those the artifacts hold) against the size of
+    the benchmarked components, annotated with quality."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    per_window = [m for m in ("x_encoder", "predictor") if m in held]
     for v in variants:
-        x = sum(v.sizes.values()) / MB
-        y = _ms(latency[v.name, "x_encoder"]) + _ms(latency[v.name, "predictor"])
+        x = sum(size for c, size in v.sizes.items() if c in held) / MB
+        y = sum(_ms(latency[v.name, m]) for m in per_window)
         lab = v.parity.get("tasks", {}).get("labels", {}).get("top1_agreement")
-        quality = "reference" if v.directory is None else ("parity not run" if lab is None
-                                                            else f"top-1 agreement {lab:.0%}")
+        cos = worst_cosine(v.parity, per_window)
+        quality = ("reference" if v.directory is None else f"top-1 agreement {lab:.0%}" if lab is not None
+                   else f"worst cosine {cos:.4f}" if cos is not None else "parity not run")
         ax.scatter(x, y, s=60, marker="s" if v.directory is None else "o")
         ax.annotate(f"{v.name}\n{quality}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
-    ax.set_xlabel("size on disk, all components (MB)")
-    ax.set_ylabel("ms per window (X-Encoder + Predictor, median)")
+    ax.set_xlabel(f"size on disk, {' + '.join(sorted(held))} (MB)")
+    ax.set_ylabel(f"ms per window ({' + '.join(per_window)}, median)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -167,3 +167,29 @@ def test_runtime_refuses_tampered_or_foreign_artifacts(fp32, tmp_path):
     (copy / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ArtifactError, match="contract hash"):
         Artifact(copy)
+
+
+def test_partial_artifact_holds_only_the_chosen_components_and_benchmarks(tmp_path):
+    from runtimes import bench
+    out = tmp_path / "x-only"
+    assert export(out, "--components", "x_encoder", "--quant", "int8") == 0
+    m = manifest(out)
+    assert list(m["components"]) == ["x_encoder"] and "label_bank" not in m
+    assert set(m["parity"]["tensors"]) == {"x_encoder"} and m["parity"]["tasks"] == {}
+    cosine = m["parity"]["tensors"]["x_encoder"]["outputs"]["visual_tokens"]["cosine"]
+    assert cosine >= TOLERANCES["int8"]["cosine"]
+    with np.load(out / "golden.npz") as g:
+        assert {k.split(".")[0] for k in g.files} == {"x_encoder"}
+    with pytest.raises(ArtifactError, match="predictor"):
+        spec = build_contract(CFG)["predictor"]
+        ExecuTorchBackend(Artifact(out)).run("predictor", {t.name: t.example() for t in spec.inputs})
+    assert bench.main(["artifacts", "--artifacts", str(out), "--skip-rss", "--out", str(tmp_path / "b"),
+                       "--name", "x"]) == 0
+    report = (tmp_path / "b" / "x.md").read_text()
+    assert "| executorch xnnpack int8 | x_encoder |" in report and "| predictor |" not in report
+    assert "Not run: the artifacts hold x_encoder only" in report
+
+
+def test_quant_override_of_a_left_out_component_is_refused(tmp_path, capsys):
+    assert export(tmp_path / "out", "--components", "x_encoder", "--quant-component", "predictor=int8") == 2
+    assert "--components leaves out" in capsys.readouterr().err
