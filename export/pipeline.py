@@ -27,6 +27,7 @@ import contextlib
 import io
 import json
 import logging
+import signal
 import sys
 import tempfile
 import time
@@ -191,8 +192,13 @@ def error(e: Exception) -> int:
     return 2
 
 
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C: the partial artifact directory is removed
+
+
 def main(target: Target, argv=None) -> int:
     args = build_parser(target).parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminated)
     if args.parity_only is not None:
         return parity_only(target, args)
     try:
