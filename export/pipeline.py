@@ -238,7 +238,8 @@ def main(target: Target, argv=None) -> int:
             n = args.calibration_windows
             videos = video_files(args.calibration, cfg, "validation", n, tmp / "calibration")
             calib_windows = clip_windows(videos, cfg, n)
-            calib = record_inputs(reference, cfg, calib_windows, CALIBRATION_QUERIES, labels,
+            queries = CALIBRATION_QUERIES if {"predictor", "y_decoder"} & set(quant) else []
+            calib = record_inputs(reference, cfg, calib_windows, queries, labels,
                                   decodes=4 if "y_decoder" in quant else 0, bank="y_encoder" in quant)
             t_data = time.perf_counter()
             for component in tqdm(quant, desc="lowering", unit="component"):
