@@ -60,7 +60,9 @@ def test_fp32_artifact_is_complete_and_matches_eager(fp32):
         assert result["calls"] > 0, method
         for name, metric in result["outputs"].items():
             assert metric["max_abs"] <= 1e-4, (method, name, metric)
-    assert m["parity"]["tasks"]["labels"]["top1_agreement"] >= 0.95
+    labels = m["parity"]["tasks"]["labels"]
+    assert labels["windows"] == 4
+    assert labels["top1_agreement"] >= 0.95 and labels["own_bank_top1_agreement"] >= 0.95
     assert m["parity"]["tasks"]["decode_events"]["f1"] >= 0.95
     bank = np.load(out / "label_bank.npz")
     assert len(bank["labels"]) == bank["embeddings"].shape[0] == len(default_labels(CFG)) == 656
