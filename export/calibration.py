@@ -20,6 +20,7 @@ from edge_vljepa.config import ModelConfig
 from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.data.world import sample_clip, sample_stream
 from edge_vljepa.data.write import write_video
+from edge_vljepa.models import COMPONENTS
 from edge_vljepa.preprocess import (
     PreprocessSpec,
     component_tokenizer,
@@ -107,10 +108,19 @@ def teacher_forced_steps(backend, embedding: np.ndarray, token_ids: list[int], c
                                                      "kv_cache": kv})["kv_cache"]
 
 
-def parity_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str]):
+def parity_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str],
+                  components=COMPONENTS):
     """The inputs tensor parity compares the two sides on: the loop's calls of every method on the
-    first 4 windows with the calibration queries, 8 labels and 4 decodes."""
-    return record_inputs(reference, cfg, windows[:4], CALIBRATION_QUERIES, labels[:8])
+    first 4 windows with the calibration queries, 8 labels and 4 decodes; of those only what
+    `components` read (the calls the others would need are not made)."""
+    return record_inputs(reference, cfg, windows[:4], *loop_calls(components, labels[:8]))
+
+
+def loop_calls(components, labels: list[str]) -> tuple[list[str], list[str], int, bool]:
+    """(queries, labels, decodes, bank) for record_inputs: what `components` read, no more (an
+    X-Encoder alone needs no predictor call, which dominates the paper preset's recording)."""
+    queries = CALIBRATION_QUERIES if {"predictor", "y_decoder"} & set(components) else []
+    return queries, labels, 4 if "y_decoder" in components else 0, "y_encoder" in components
 
 
 def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], queries: list[str],

@@ -45,9 +45,16 @@ from edge_vljepa.preprocess import TextTooLongError
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, check_out_dir
-from export.calibration import clip_windows, parity_inputs, record_inputs, stream_file, video_files
+from export.calibration import (
+    clip_windows,
+    loop_calls,
+    parity_inputs,
+    record_inputs,
+    stream_file,
+    video_files,
+)
 from export.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
-from export.reference import CALIBRATION_QUERIES, default_labels, reference_backend, with_tokenizers
+from export.reference import default_labels, reference_backend, with_tokenizers
 from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
 
 MAX_CALIBRATION_CALLS = 32  # per method, evenly spread over the recorded calls (e.g. 672 labels)
@@ -238,9 +245,7 @@ def main(target: Target, argv=None) -> int:
             n = args.calibration_windows
             videos = video_files(args.calibration, cfg, "validation", n, tmp / "calibration")
             calib_windows = clip_windows(videos, cfg, n)
-            queries = CALIBRATION_QUERIES if {"predictor", "y_decoder"} & set(quant) else []
-            calib = record_inputs(reference, cfg, calib_windows, queries, labels,
-                                  decodes=4 if "y_decoder" in quant else 0, bank="y_encoder" in quant)
+            calib = record_inputs(reference, cfg, calib_windows, *loop_calls(quant, labels))
             t_data = time.perf_counter()
             for component in tqdm(quant, desc="lowering", unit="component"):
                 t = time.perf_counter()
@@ -279,8 +284,8 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
     n = args.parity_windows if whole else min(args.parity_windows, 4)  # partial: tensor parity only
     windows = clip_windows(video_files(None, cfg, "test", n, tmp / "parity"), cfg, n)
     contract = build_contract(cfg)
-    recorded = {method: calls for method, calls in parity_inputs(reference, cfg, windows, labels).items()
-                if contract[method].component in quant}
+    recorded = parity_inputs(reference, cfg, windows, labels, quant)
+    recorded = {method: calls for method, calls in recorded.items() if contract[method].component in quant}
     tensors = tensor_parity(reference, candidate, recorded)
     latency = latency_ms(reference, candidate, recorded)
     tasks = {}
