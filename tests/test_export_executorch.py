@@ -195,3 +195,23 @@ def test_partial_artifact_holds_only_the_chosen_components_and_benchmarks(tmp_pa
 def test_quant_override_of_a_left_out_component_is_refused(tmp_path, capsys):
     assert export(tmp_path / "out", "--components", "x_encoder", "--quant-component", "predictor=int8") == 2
     assert "--components leaves out" in capsys.readouterr().err
+
+
+def test_paper_tokenizers_are_required_for_real_weights_and_stand_in_for_random_ones(tmp_path):
+    from export.artifact import ExportError
+    from export.pipeline import parse_tokenizers
+    from export.reference import with_tokenizers
+    paper = get_preset("paper")
+    with pytest.raises(ExportError, match="--tokenizer llama3=PATH"):
+        with_tokenizers(paper, {}, random_weights=False)
+    cfg, notes = with_tokenizers(paper, {}, random_weights=True)
+    assert [cfg.predictor.tokenizer, cfg.y_encoder.tokenizer, cfg.y_decoder.tokenizer] == ["minilm"] * 3
+    assert len(notes) == 3 and all("stands in" in n for n in notes)
+    folder = tmp_path / "Llama-3.2-1B"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}")
+    cfg, notes = with_tokenizers(paper, parse_tokenizers([f"llama3={folder}"]), random_weights=True)
+    assert cfg.predictor.tokenizer == str(folder) and cfg.y_encoder.tokenizer == "minilm" and len(notes) == 1
+    for bad in ("llama3", "llama3=", "=x"):
+        with pytest.raises(ExportError, match="expected NAME=PATH"):
+            parse_tokenizers([bad])
