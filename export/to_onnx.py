@@ -121,11 +121,7 @@ def export_method(module, spec: MethodSpec, mode: str, calls: list[dict], path: 
             quantize_static(model, path, _Calls(calls), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_quantize=nodes,
-                            # CalibMaxIntermediateOutputs 1: merge min/max after every calibration call
-                            # instead of holding every intermediate tensor of every call (the paper
-                            # X-Encoder's held 24 GB and was killed for memory here)
-                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                           "CalibMaxIntermediateOutputs": 1})
+                            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
         elif mode == "int8-dynamic":
             quantize_dynamic(model, path, per_channel=True, weight_type=QuantType.QInt8,
                              op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_quantize=nodes)
