@@ -245,11 +245,12 @@ def main(target: Target, argv=None) -> int:
             n = args.calibration_windows
             videos = video_files(args.calibration, cfg, "validation", n, tmp / "calibration")
             calib_windows = clip_windows(videos, cfg, n)
-            calib = record_inputs(reference, cfg, calib_windows, *loop_calls(quant, labels))
+            kept = calibration_calls(labels)  # the labels calibration keeps; add_shared embeds them all
+            calib = record_inputs(reference, cfg, calib_windows, *loop_calls(quant, kept))
             t_data = time.perf_counter()
             for component in tqdm(quant, desc="lowering", unit="component"):
                 t = time.perf_counter()
-                with one_line_errors(f"{component}: the {target.name} conversion failed"):
+                with one_line_errors(f"{component}: the {target.name} conversion failed"), quiet():
                     entry = target.lower(reference.model, component, quant[component], calib, art, args)
                 art.add_component(component, entry.pop("method_files"), quant=quant[component], **entry,
                                   export_s=round(time.perf_counter() - t, 2))
@@ -258,12 +259,14 @@ def main(target: Target, argv=None) -> int:
             t_lowered = time.perf_counter()
             art.add_shared(reference, labels, calib, quant)
             art.write_manifest()
+            t_shared = time.perf_counter()
             reason = None if args.no_parity else target.parity_unavailable(art.manifest, args.out)
             parity, failed = run_parity(target, art.dir, reference, labels, quant, args, tmp, reason)
             art.manifest["parity"] = parity
             art.manifest["timings_s"] = {"data": round(t_data - start, 1),
                                          "lowering": round(t_lowered - t_data, 1),
-                                         "parity": round(time.perf_counter() - t_lowered, 1)}
+                                         "label_bank_and_golden": round(t_shared - t_lowered, 1),
+                                         "parity": round(time.perf_counter() - t_shared, 1)}
             out = art.commit()
     except (ExportError, ArtifactError, TextTooLongError) as e:
         return error(e)
