@@ -123,6 +123,17 @@ def loop_calls(components, labels: list[str]) -> tuple[list[str], list[str], int
     return queries, labels, 4 if "y_decoder" in components else 0, "y_encoder" in components
 
 
+def reference_components(components) -> set[str]:
+    """The components the reference runs to record and check `components` (see loop_calls): a
+    predictor or decoder call needs X-Encoder (and predictor) outputs; the label bank, the Y-Encoder."""
+    needed = set(components)
+    if {"predictor", "y_decoder"} & needed:
+        needed |= {"x_encoder", "predictor"}
+    if "predictor" in needed:
+        needed.add("y_encoder")
+    return needed
+
+
 def record_inputs(reference, cfg: ModelConfig, windows: list[np.ndarray], queries: list[str],
                   labels: list[str], decodes: int = 4,
                   bank: bool = True) -> dict[str, list[dict[str, np.ndarray]]]:

@@ -50,6 +50,7 @@ from export.calibration import (
     loop_calls,
     parity_inputs,
     record_inputs,
+    reference_components,
     stream_file,
     video_files,
 )
@@ -226,6 +227,7 @@ def main(target: Target, argv=None) -> int:
         random_weights = args.checkpoint is None and shipped_checkpoint(cfg.name) is None
         cfg, tokenizer_notes = with_tokenizers(cfg, files, random_weights)
         reference, checkpoint = reference_backend(cfg, args.checkpoint)
+        reference.release(set(COMPONENTS) - reference_components(quant))
     except (ExportError, ConfigError, CheckpointError) as e:
         return error(e)
 

@@ -27,7 +27,17 @@ class PyTorchBackend:
         self.weights = checkpoint or shipped_checkpoint(cfg.name) or "random weights"
         self._methods = method_modules(self.model)
 
+    def release(self, components) -> None:
+        """Free the weights of `components` (an export of other components never runs them: the paper
+        preset's predictor and Y-Encoder alone are 4.2 GB); running one of their methods then fails."""
+        for component in components:
+            setattr(self.model, component, None)
+            for spec in self.contract.for_component(component):
+                self._methods.pop(spec.name, None)
+
     def run(self, method: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if method not in self._methods:
+            raise RuntimeError(f"{method}: its component was released from this reference backend")
         spec = self.contract[method]
         args = [torch.from_numpy(np.ascontiguousarray(inputs[t.name])) for t in spec.inputs]
         with torch.inference_mode():

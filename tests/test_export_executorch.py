@@ -12,6 +12,7 @@ from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model
 from edge_vljepa.weights import save_checkpoint
 from export import to_executorch
+from export.calibration import reference_components
 from export.parity import TOLERANCES
 from export.reference import default_labels
 from runtimes.artifact import Artifact, ArtifactError, file_sha256
@@ -190,6 +191,28 @@ def test_partial_artifact_holds_only_the_chosen_components_and_benchmarks(tmp_pa
     report = (tmp_path / "b" / "x.md").read_text()
     assert "| executorch xnnpack int8 | x_encoder |" in report and "| predictor |" not in report
     assert "Not run: the artifacts hold x_encoder only" in report
+
+
+@pytest.mark.parametrize(("exported", "needed"), [
+    (["x_encoder"], {"x_encoder"}),
+    (["y_encoder"], {"y_encoder"}),
+    (["predictor"], {"x_encoder", "predictor", "y_encoder"}),  # its inputs and the label bank
+    (["y_decoder"], {"x_encoder", "predictor", "y_decoder", "y_encoder"}),
+])
+def test_a_partial_export_keeps_only_the_reference_components_it_runs(exported, needed):
+    assert reference_components(exported) == needed
+
+
+def test_a_released_reference_component_refuses_to_run():
+    from runtimes.pytorch_backend import PyTorchBackend
+    backend = PyTorchBackend(CFG)
+    backend.release(["predictor", "y_decoder"])
+    assert backend.model.predictor is None and backend.model.y_decoder is None
+    contract = build_contract(CFG)
+    with pytest.raises(RuntimeError, match="released"):
+        backend.run("predictor", {t.name: t.example() for t in contract["predictor"].inputs})
+    out = backend.run("x_encoder", {t.name: t.example() for t in contract["x_encoder"].inputs})
+    assert out["visual_tokens"].shape == contract["x_encoder"].outputs[0].shape
 
 
 def test_quant_override_of_a_left_out_component_is_refused(tmp_path, capsys):
