@@ -21,8 +21,9 @@ Precision per component:
                 (every op, uint8 activations) lost accuracy badly on a ViT here;
   int8-dynamic  ONNX Runtime dynamic quantization of the same nodes (int8 weights, activations
                 quantized at run time; ONNX Runtime only, TensorRT has no MatMulInteger).
-The MiniLM Y-Encoder of `default` does not survive per-tensor int8 activations (worst cosine 0.68
-static, 0.98 dynamic on held-out labels: outliers in its FFN activations); export it fp16.
+In both int8 modes the MiniLM Y-Encoder's feed-forward MatMuls stay fp32, as for ExecuTorch
+(export.quantize.FP32_LINEARS: outliers in their activations). Static calibration is MinMax over the
+recorded calls, computed by `linear_ranges` and handed to `quantize_static` as its calibration cache.
 
 Then `onnxruntime.tools.convert_onnx_models_to_ort` writes `METHOD.ort` next to each file (fixed
 optimizations for ARM, the mobile target; not for fp16 components, see convert_to_ort) and
