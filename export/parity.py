@@ -84,12 +84,13 @@ def latency_ms(reference, candidate, recorded: dict[str, list[dict]], runs: int 
     return out
 
 
-def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.ndarray], labels: list[str],
+def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.ndarray], shipped: LabelBank,
                     query: str, k: int = 5) -> dict[str, float]:
     """Top-1 label agreement on held-out windows, two ways:
 
-    top1_agreement (the gate) and topk_overlap: the candidate's x_encoder -> predictor ranked against
-    the reference's label bank, which is what the artifact ships and a device classifies with;
+    top1_agreement (the gate) and topk_overlap: the reference's and the candidate's x_encoder ->
+    predictor ranked against `shipped`, the reference's label bank the artifact carries, which a
+    device classifies with;
     own_bank_top1_agreement: the candidate ranks against a bank its own Y-Encoder built, which is
     what a device does with labels of its own (custom labels).
     `reference_margin_p10`: the 10th percentile of the reference's top-1 minus top-2 score; labels
@@ -107,14 +108,13 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
                                                           "query_mask": mask})["embedding"][0])
         return out
 
-    ref_bank, cand_bank = (LabelBank.build(labels, b, label_tok, progress=label_progress)
-                           for b in (reference, candidate))
-    ref_top = [ref_bank.topk(e, max(k, 2)) for e in embeddings(reference)]
+    own_bank = LabelBank.build(shipped.labels, candidate, label_tok, progress=label_progress)
+    ref_top = [shipped.topk(e, max(k, 2)) for e in embeddings(reference)]
     cand_emb = embeddings(candidate)
-    shipped = [[label for label, _ in ref_bank.topk(e, k)] for e in cand_emb]
-    own = [cand_bank.topk(e, 1)[0][0] for e in cand_emb]
+    cand_labels = [[label for label, _ in shipped.topk(e, k)] for e in cand_emb]
+    own = [own_bank.topk(e, 1)[0][0] for e in cand_emb]
     ref_labels = [[label for label, _ in top[:k]] for top in ref_top]
-    pairs = list(zip(ref_labels, shipped, own, strict=True))
+    pairs = list(zip(ref_labels, cand_labels, own, strict=True))
     return {"windows": len(windows), "top1_agreement": float(np.mean([a[0] == b[0] for a, b, _ in pairs])),
             "k": k, "topk_overlap": float(np.mean([len(set(a) & set(b)) / k for a, b, _ in pairs])),
             "own_bank_top1_agreement": float(np.mean([a[0] == c for a, _, c in pairs])),

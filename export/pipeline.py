@@ -284,7 +284,8 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
         return {"status": unavailable}, []
     cfg = reference.cfg
     print(f"parity      held-out clips and a held-out stream through {target.runtime}...", flush=True)
-    candidate = target.backend(Artifact(directory))
+    artifact = Artifact(directory)
+    candidate = target.backend(artifact)
     whole = set(quant) == set(COMPONENTS)
     n = args.parity_windows if whole else min(args.parity_windows, 4)  # partial: tensor parity only
     windows = clip_windows(video_files(None, cfg, "test", n, tmp / "parity"), cfg, n)
@@ -295,7 +296,8 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
     latency = latency_ms(reference, candidate, recorded)
     tasks = {}
     if whole:
-        tasks = {"labels": label_agreement(reference, candidate, cfg, windows, labels, CAPTION_QUERY),
+        bank = artifact.label_bank()  # the reference's embeddings of `labels`, as shipped
+        tasks = {"labels": label_agreement(reference, candidate, cfg, windows, bank, CAPTION_QUERY),
                  "decode_events": decode_agreement(reference, candidate, cfg, stream_file(tmp / "stream"),
                                                    CAPTION_QUERY)}
     failed = failures(quant, tensors, tasks, contract)

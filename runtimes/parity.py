@@ -165,7 +165,7 @@ def compare(args, artifact: Artifact, reference, candidate, labels: list[str], b
     windows = clip_windows([args.video], cfg, args.windows)
     tensors = tensor_parity(reference, candidate, parity_inputs(reference, cfg, windows, labels))
     steps.update()
-    label_result = label_agreement(reference, candidate, cfg, windows, labels, args.query, args.top_k)
+    label_result = label_agreement(reference, candidate, cfg, windows, bank, args.query, args.top_k)
     steps.update()
     runs = {}
     for side, backend in (("reference", reference), ("artifact", candidate)):
