@@ -27,9 +27,9 @@ In both int8 modes the MiniLM Y-Encoder's feed-forward MatMuls stay fp32, as for
 weights into saturating int16 pairs (vpmaddubsw), and 7-bit weights keep those sums in range. On this
 AVX2-only host full-range weights cost the shipped model's int8-dynamic artifact most of its accuracy
 (X-Encoder worst cosine 0.9987 instead of 0.99990, top-1 label agreement 73% instead of 95%) and its
-static int8 artifact 74% instead of 90%; on VNNI and Arm CPUs the 8th bit would buy little. Static calibration is
-MinMax over the recorded calls, computed by `linear_ranges` and handed to `quantize_static` as its
-calibration cache.
+static int8 artifact 74% instead of 90%; on VNNI and Arm CPUs the 8th bit would buy little.
+Static calibration is MinMax over the recorded calls, computed by `linear_ranges` and handed to
+`quantize_static` as its calibration cache.
 
 Then `onnxruntime.tools.convert_onnx_models_to_ort` writes `METHOD.ort` next to each file (fixed
 optimizations for ARM, the mobile target; not for fp16 components, see convert_to_ort) and

@@ -130,6 +130,11 @@ def test_int8_is_s8s8_qdq_on_linear_layers_and_meets_cosine(int8):
     assert all(onnx.numpy_helper.to_array(zero_points[n.input[2]]).max() == 0 for n in q)  # symmetric
     softmax_inputs = {n.input[0] for n in model.graph.node if n.op_type == "Softmax"}
     assert not softmax_inputs & {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    for method in ("x_encoder", "y_encoder"):  # static and dynamic: 7-bit weights (to_onnx: reduce_range)
+        graph = onnx.load(str(out / f"{method}.onnx")).graph
+        weights = [onnx.numpy_helper.to_array(t) for t in graph.initializer
+                   if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+        assert weights and max(int(np.abs(w.astype(int)).max()) for w in weights) <= 64, method
     # As in test_export_executorch: on the random tiny model label scores are near-ties, so top-1 agreement
     # is measured and reported, and held to the tolerance on the trained default model (README), not here.
     labels = m["parity"]["tasks"]["labels"]["top1_agreement"]
