@@ -27,6 +27,18 @@ def test_example_inputs_follow_the_contract_and_run_every_method():
         assert np.isfinite(first.numpy()).all()
 
 
+def test_machine_line_names_the_cpu_generation_and_its_simd_extensions(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    core = ("processor\t: {}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+            "model name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni\n\n")
+    cpuinfo.write_text(core.format(0) + core.format(1))
+    name = bench.cpu_name(cpuinfo)
+    assert name.startswith("AMD EPYC (family 25 model 17; avx2, avx512f, avx512_vnni; 2 cores)")
+    cpuinfo.write_text(core.format(0).replace(" avx2 fma avx512f avx512_vnni", ""))
+    assert "(family 25 model 17; none of avx2/avx512f/avx512_vnni/avx_vnni/amx_int8; 1 cores)" in \
+        bench.cpu_name(cpuinfo)
+
+
 def test_gpu_command_refuses_a_machine_without_cuda(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert bench.main(["gpu", "--preset", "tiny"]) == 2
