@@ -70,19 +70,24 @@ def _pt2e(module: nn.Module, example: tuple, quantizer, calibration: list[tuple]
     return convert_pt2e(prepared)
 
 
-def _8da4w(module: nn.Module) -> nn.Module:
+def _8da4w(module: nn.Module, group_size: int = GROUP_SIZE, qparams: str = "affine",
+           int4: Callable[[str], bool] = lambda fqn: True) -> nn.Module:
+    """8da4w as described above. The keywords exist for scripts/int8_label_agreement.py's variants:
+    qparams "hqq_scale_only" (torchao's HQQ scales), int4(fqn) False keeps a Linear at int8 weights
+    (all False: 8da8w, torchao's per-token dynamic int8)."""
     from torchao.quantization import Int8DynamicActivationIntxWeightConfig, quantize_
     from torchao.quantization.granularity import PerAxis, PerGroup
 
     names = set(quantized_linears(module))
 
     def boundary(fqn: str) -> bool:  # int8 weights
-        return fqn.endswith(BOUNDARY_LINEARS) or BERT_ATTENTION.search(fqn) is not None
+        return fqn.endswith(BOUNDARY_LINEARS) or BERT_ATTENTION.search(fqn) is not None or not int4(fqn)
 
     quantized = copy.deepcopy(module)
     quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4,
-                                                               weight_granularity=PerGroup(GROUP_SIZE)),
-              filter_fn=lambda m, fqn: fqn in names and m.in_features % GROUP_SIZE == 0 and not boundary(fqn))
+                                                               weight_granularity=PerGroup(group_size),
+                                                               intx_choose_qparams_algorithm=qparams),
+              filter_fn=lambda m, fqn: fqn in names and m.in_features % group_size == 0 and not boundary(fqn))
     quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8,
                                                                weight_granularity=PerAxis(0)),
               filter_fn=lambda m, fqn: fqn in names and boundary(fqn))

@@ -16,6 +16,10 @@ here, 92% through ExecuTorch). Variants:
   static smoothquant SmoothQuant (Xiao et al., ICML 2023, alpha 0.5) folded into the norms first
   dynamic            export.to_executorch's int8-dynamic
   8da4w              export.to_executorch's 8da4w
+  8da4w hqq g16      the same with torchao's HQQ scales and groups of 16 (the best 4-bit weights here)
+  8da4w pred int8w   8da4w in the X-Encoder, int8 weights in the Predictor
+  8da8w              torchao's dynamic int8 with int8 per-channel weights everywhere (per-token
+                     activation scales, where PT2E's dynamic int8 simulates one scale per tensor)
 
 For each: agreement, the embedding's mean cosine, and the systematic share of the error (the part a
 bias correction could remove: the squared norm of the mean error over the mean squared error).
@@ -45,6 +49,8 @@ from export.quantize import _8da4w, _pt2e, quantized_linears
 from export.reference import default_labels, reference_backend
 from export.to_executorch import pt2e_quantizer
 
+VARIANTS = ("static histogram", "static minmax", "static smoothquant", "dynamic", "8da4w", "8da4w hqq g16",
+            "8da4w pred int8w", "8da8w")
 # SmoothQuant pairs: a norm and the Linear layers it feeds (V-JEPA 2 blocks, Llama blocks).
 SMOOTH_PAIRS = (("norm1", ("attn.qkv",)), ("norm2", ("mlp.fc1",)),
                 ("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")),
@@ -98,6 +104,8 @@ def main(argv=None) -> None:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--windows", type=int, default=200, help="held-out validation windows")
     p.add_argument("--calibration-windows", type=int, default=16, help="as the exporter's default")
+    p.add_argument("--variants", nargs="+", metavar="NAME", choices=VARIANTS,
+                   help="run only these variants (all when omitted)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = get_preset("default")
@@ -138,13 +146,20 @@ def main(argv=None) -> None:
     top = (ref @ bank.T).argmax(1)
     print(f"{len(windows)} held-out windows; reference top-1/top-2 margin p5 / p10 / p50: "
           + " / ".join(f"{m:.5f}" for m in np.percentile(scores[:, -1] - scores[:, -2], [5, 10, 50])))
+    methods = ("x_encoder", "predictor")
     variants = {
         "static histogram": lambda: pt2e(pt2e_quantizer, False),
         "static minmax": lambda: pt2e(minmax_quantizer, False),
         "static smoothquant": lambda: pt2e(pt2e_quantizer, False, smooth),
         "dynamic": lambda: pt2e(pt2e_quantizer, True),
         "8da4w": lambda: [_8da4w(modules["x_encoder"]), _8da4w(modules["predictor"])],
+        "8da4w hqq g16": lambda: [_8da4w(modules[m], 16, "hqq_scale_only") for m in methods],
+        "8da4w pred int8w": lambda: [_8da4w(modules["x_encoder"]),
+                                     _8da4w(modules["predictor"], int4=lambda fqn: False)],
+        "8da8w": lambda: [_8da4w(modules[m], int4=lambda fqn: False) for m in methods],
     }
+    assert tuple(variants) == VARIANTS
+    variants = {k: v for k, v in variants.items() if not args.variants or k in args.variants}
     print(f"{'variant':<20}{'top-1 agreement':>16}{'mean cosine':>13}{'systematic share':>18}")
     for name, build in variants.items():
         emb = embeddings(*build())
