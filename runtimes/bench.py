@@ -176,7 +176,7 @@ class Variant:
     def precision(self) -> str:
         """The common precision, or the most common one and the exceptions: "int8, y_encoder fp16"."""
         modes = list(self.quant.values())
-        main = max(set(modes), key=modes.count)
+        main = max(dict.fromkeys(modes), key=modes.count)  # ties: the first component's
         return ", ".join([main, *(f"{c} {q}" for c, q in self.quant.items() if q != main)])
 
 
