@@ -80,17 +80,18 @@ def _8da4w(module: nn.Module, group_size: int = GROUP_SIZE, qparams: str = "affi
 
     names = set(quantized_linears(module))
 
-    def boundary(fqn: str) -> bool:  # int8 weights
+    def int8_weights(fqn: str) -> bool:
         return fqn.endswith(BOUNDARY_LINEARS) or BERT_ATTENTION.search(fqn) is not None or not int4(fqn)
 
     quantized = copy.deepcopy(module)
     quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4,
                                                                weight_granularity=PerGroup(group_size),
                                                                intx_choose_qparams_algorithm=qparams),
-              filter_fn=lambda m, fqn: fqn in names and m.in_features % group_size == 0 and not boundary(fqn))
+              filter_fn=lambda m, fqn: (fqn in names and m.in_features % group_size == 0
+                                        and not int8_weights(fqn)))
     quantize_(quantized, Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8,
                                                                weight_granularity=PerAxis(0)),
-              filter_fn=lambda m, fqn: fqn in names and boundary(fqn))
+              filter_fn=lambda m, fqn: fqn in names and int8_weights(fqn))
     return quantized
 
 

@@ -152,7 +152,7 @@ def main(argv=None) -> None:
         "static minmax": lambda: pt2e(minmax_quantizer, False),
         "static smoothquant": lambda: pt2e(pt2e_quantizer, False, smooth),
         "dynamic": lambda: pt2e(pt2e_quantizer, True),
-        "8da4w": lambda: [_8da4w(modules["x_encoder"]), _8da4w(modules["predictor"])],
+        "8da4w": lambda: [_8da4w(modules[m]) for m in methods],
         "8da4w hqq g16": lambda: [_8da4w(modules[m], 16, "hqq_scale_only") for m in methods],
         "8da4w pred int8w": lambda: [_8da4w(modules["x_encoder"]),
                                      _8da4w(modules["predictor"], int4=lambda fqn: False)],
