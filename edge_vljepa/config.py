@@ -278,6 +278,12 @@ class ModelConfig:
 # The predictor's captioning query: what the default model was trained to answer with a caption, the
 # streaming CLI's default query, and the query exporters calibrate and check parity with.
 CAPTION_QUERY = "what is happening?"
+# The captioning query and two of the world's questions: what the loop and VQA feed the predictor,
+# and so what int8 calibration and tensor parity record.
+CALIBRATION_QUERIES = (CAPTION_QUERY, "what colour is the object?", "which direction does it move?")
+
+# The four components, in data-path order: file stems, config sections, manifest keys.
+COMPONENTS = ("x_encoder", "predictor", "y_encoder", "y_decoder")
 
 
 # --- presets ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The component I/O contract: every exported method, its tensor names, static shapes and dtypes.
 
-Declared once here and derived from a `ModelConfig` (DESIGN section 3). Export takes its example
+Declared once here and derived from a `ModelConfig` (docs/design.md, the contract). Export takes its example
 inputs and tensor names from it, runtimes validate inputs and outputs against it and name the
 offending tensor, tests parametrize over it, and artifact manifests store it with `contract_hash`.
 

@@ -24,7 +24,7 @@ for the combinations seen in training and for the held-out ones, next to its cha
                   Chance: the same captions scored against a random other clip's references. The
                   decoder is also scored alone, from the Y-Encoder embedding of a ground-truth caption.
 
-The selective-decoding experiment (paper section 4.6) is `python -m runtimes.selective`.
+The selective-decoding experiment (paper section 4.6) is `python -m experiments.selective`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ from edge_vljepa.data.world import (
     caption_templates,
     sample_clip,
     words,
+    world_classes,
+    world_labels,
 )
 from edge_vljepa.data.write import write_video
 from edge_vljepa.models import VLJEPA
@@ -64,13 +66,9 @@ from edge_vljepa.train import (
     TrainSettings,
     encode_texts,
     video_tensor,
-    world_classes,
-    world_labels,
     y_embedding,
 )
 from edge_vljepa.weights import CheckpointError
-
-RENDER_SIZE = 128  # test videos are written at this size, like the training renders
 
 
 class EvaluateError(ValueError):
@@ -98,7 +96,7 @@ def write_test_clips(out: Path, count: int, seed: int, fps: float) -> list[tuple
     clips = []
     for i in tqdm(range(count), desc="write test clips", unit="clip", leave=False):
         video = sample_clip("test", i, seed=seed, seconds=TrainSettings().clip_seconds, fps=fps)
-        path, _ = write_video(video, out, RENDER_SIZE, RENDER_SIZE, "mp4")
+        path, _ = write_video(video, out, fmt="mp4")
         clips.append((path, video.segments[0]))
     return clips
 

@@ -42,7 +42,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import product
 from pathlib import Path
 
 import cv2
@@ -53,16 +52,13 @@ from torch import nn
 from tqdm import tqdm
 
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, ModelConfig, get_preset
-from edge_vljepa.data.render import render_frame
+from edge_vljepa.data.render import RENDER_SIZE, render_frame
 from edge_vljepa.data.world import (
-    ACTIONS,
     ANSWER_OPTIONS,
-    COLOURS,
-    LABEL_TEMPLATE,
-    ROTATION_INVARIANT,
-    SHAPES,
     combo_allowed,
     sample_clip,
+    world_classes,
+    world_labels,
 )
 from edge_vljepa.models import VLJEPA, build_model, parameter_counts
 from edge_vljepa.models.layers import l2_normalize, masked_mean
@@ -91,7 +87,7 @@ class TrainSettings:
     temperature: float = 0.07  # initial InfoNCE temperature (learnable)
     decoder_noise: float = 0.5  # max noise-to-signal ratio on the Y-Decoder's input embedding
     decoder_on_predicted: float = 0.3  # schedule fraction after which half its inputs are predicted
-    render_size: int = 128  # frames are rendered at this size, then prepared to img_size
+    render_size: int = RENDER_SIZE  # frames are rendered at this size, then prepared to img_size
     clip_seconds: tuple[float, float] = (2.0, 4.0)  # clip length range; a random window is used
     bf16: bool = True  # bfloat16 autocast for the model's matmuls (~2x faster on AVX-512 BF16 CPUs)
     seed: int = 0
@@ -112,17 +108,6 @@ class TrainSettings:
 
 
 # --- the world's classes --------------------------------------------------------------------
-
-def world_classes() -> list[tuple[str, str, str]]:
-    """Every (colour, shape, action) a clip can show: the classes of zero-shot classification."""
-    return [(c, s, a) for c, s, a in product(COLOURS, SHAPES, ACTIONS)
-            if not (a == "rotate" and s in ROTATION_INVARIANT)]
-
-
-def world_labels() -> list[str]:
-    """The canonical label of each class, e.g. 'red circle moving left' (assets/default/labels.txt)."""
-    return [LABEL_TEMPLATE.format(colour=c, shape=s, label=ACTIONS[a].label) for c, s, a in world_classes()]
-
 
 @lru_cache(maxsize=1)
 def train_labels() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Self-describing artifact directories (DESIGN section 5), shared by every exporter.
+"""Writing self-describing artifact directories (docs/artifact-format.md), shared by every exporter.
 
 An artifact directory holds one file per component (`x_encoder.pte`, `y_decoder.onnx`, ...), the
 tokenizers, a label bank, golden inputs/outputs for an on-device self-test, and `manifest.json`:
@@ -24,12 +24,11 @@ import numpy as np
 
 from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
+from edge_vljepa.parity import TASK_TOLERANCES, TOLERANCES, label_progress
 from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, component_tokenizer, tokenizer_file
 from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults, run_checked
-from export.parity import TASK_TOLERANCES, TOLERANCES, label_progress
-from runtimes.artifact import MANIFEST, file_sha256, path_size
+from runtimes.artifact import FORMAT_VERSION, GOLDEN, LABEL_BANK, MANIFEST, file_sha256, path_size
 
-FORMAT_VERSION = 1
 TOOLS = ("edge-vljepa", "torch", "executorch", "torchao", "onnx", "onnxruntime", "coremltools", "numpy")
 
 
@@ -124,8 +123,8 @@ class ArtifactBuilder:
         if "predictor" in quant:
             bank = LabelBank.build(labels, reference, component_tokenizer(self.cfg, "y_encoder"),
                                    progress=label_progress)
-            self.add_arrays("label_bank.npz", {"labels": np.array(labels), "embeddings": bank.embeddings})
-            self.manifest["label_bank"] = "label_bank.npz"
+            self.add_arrays(LABEL_BANK, {"labels": np.array(labels), "embeddings": bank.embeddings})
+            self.manifest["label_bank"] = LABEL_BANK
         golden = {}
         contract = build_contract(self.cfg)
         for method, calls in recorded.items():
@@ -133,9 +132,9 @@ class ArtifactBuilder:
                 continue
             golden |= {f"{method}.in.{k}": v for k, v in calls[0].items()}
             golden |= {f"{method}.out.{k}": v for k, v in run_checked(reference, method, calls[0]).items()}
-        self.add_arrays("golden.npz", golden)
+        self.add_arrays(GOLDEN, golden)
         self.manifest |= {
-            "golden": "golden.npz",
+            "golden": GOLDEN,
             "decode_policy_defaults": {"policy": DEFAULT_POLICY, "stride": DEFAULT_STRIDE,
                                        "params": policy_defaults(DEFAULT_POLICY)},
             "tolerances": {"tensor": {m: TOLERANCES[m] for m in sorted(set(quant.values()))},

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.parity import compare
+from edge_vljepa.parity import compare
 from runtimes.artifact import Artifact, ArtifactError, file_output_names
 
 TRTEXEC_PATHS = ("/usr/src/tensorrt/bin/trtexec",)  # where JetPack installs it (not on PATH by default)

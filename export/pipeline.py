@@ -11,7 +11,7 @@ calls `main(target, argv)`, which does the rest the same way for all of them:
      calls on decoded video frames (export/calibration.py): calibration data and golden data;
   4. per component, `Target.lower` writes its file(s) into an ArtifactBuilder (a temporary directory
      renamed into place at the end: a failure half-way leaves nothing that looks complete);
-  5. parity against the reference through the target's runtime on this host (export/parity.py), or
+  5. parity against the reference through the target's runtime on this host (edge_vljepa/parity.py), or
      the reason it cannot run here;
   6. a summary; exit 0 (tolerances met, or parity cannot run here), 1 (written, but tolerances
      missed; the failures are listed), 2 (bad input or a failed export; nothing written).
@@ -40,21 +40,15 @@ from tqdm import tqdm
 
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import MethodSpec, build_contract
+from edge_vljepa.data.video import VideoError
 from edge_vljepa.models import COMPONENTS
+from edge_vljepa.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
 from edge_vljepa.preprocess import TextTooLongError
 from edge_vljepa.pretrained import shipped_checkpoint
+from edge_vljepa.recording import clip_windows, loop_calls, parity_inputs, record_inputs, reference_components
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, check_out_dir
-from export.calibration import (
-    clip_windows,
-    loop_calls,
-    parity_inputs,
-    record_inputs,
-    reference_components,
-    stream_file,
-    video_files,
-)
-from export.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
+from export.calibration import stream_file, video_files
 from export.reference import default_labels, reference_backend, with_tokenizers
 from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
 
@@ -270,7 +264,7 @@ def main(target: Target, argv=None) -> int:
                                          "label_bank_and_golden": round(t_shared - t_lowered, 1),
                                          "parity": round(time.perf_counter() - t_shared, 1)}
             out = art.commit()
-    except (ExportError, ArtifactError, TextTooLongError) as e:
+    except (ExportError, ArtifactError, TextTooLongError, VideoError) as e:
         return error(e)
     return report(target, out, art.manifest, time.perf_counter() - start, failed)
 

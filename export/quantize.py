@@ -1,6 +1,6 @@
 """Precision and quantization of one contract method, as a `torch.export` program ready to lower.
 
-Modes (measured on this machine, DESIGN section 4):
+Modes (measured on this machine, docs/design.md, export rules):
   fp32          the eager model as is.
   fp16          weights and activations in half; LayerNorm, RMSNorm and softmax stay in fp32 (the
                 model code upcasts them when its input is not fp32); I/O stays fp32 (the contract).

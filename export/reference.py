@@ -1,22 +1,18 @@
-"""What every exporter starts from: the PyTorch reference backend, the label list, the queries."""
+"""What every exporter starts from: the PyTorch reference backend, the label list, the tokenizers."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from edge_vljepa.config import CAPTION_QUERY, ModelConfig
+from edge_vljepa.config import ModelConfig
+from edge_vljepa.data.world import world_labels
 from edge_vljepa.preprocess import TEXT_COMPONENTS, tokenizer_file
 from edge_vljepa.pretrained import shipped_labels
-from edge_vljepa.train import world_labels
 from export.artifact import ExportError
-from runtimes.pytorch_backend import PyTorchBackend
+from runtimes.backends.pytorch import PyTorchBackend
 
 STAND_IN_TOKENIZER = "minilm"  # for random weights whose own tokenizer is not on this machine
-
-# The captioning query and two of the world's questions: what the loop and VQA feed the predictor.
-CALIBRATION_QUERIES = [CAPTION_QUERY, "what colour is the object?", "which direction does it move?"]
-
 
 def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorchBackend, str]:
     """The eager reference (a checkpoint, the shipped weights, or random init) and which it is."""

@@ -25,7 +25,7 @@ Tensors under 2048 elements (norm weights, biases) stay uncompressed.
 Core ML cannot execute on Linux (`predict` is macOS-only), so here the exporter reports the
 conversion, op counts and sizes, and records parity as "pending: run on a Mac" with the command to
 run there (`python -m export.to_coreml --parity-only ARTIFACT`), which runs the shared parity report
-through runtimes/coreml_backend.py. This file holds only the Core ML lowering; the flags, data,
+through runtimes/backends/coreml.py. This file holds only the Core ML lowering; the flags, data,
 artifact, parity and report are the flow every exporter shares (export/pipeline.py).
 """
 
@@ -42,8 +42,8 @@ from edge_vljepa.models import method_modules
 from export import pipeline
 from export.artifact import ExportError
 from export.quantize import quantized_program
-from runtimes.artifact import file_output_names
-from runtimes.coreml_backend import MAC_PARITY_COMMAND
+from runtimes.artifact import file_output_names, method_file
+from runtimes.backends.coreml import MAC_PARITY_COMMAND
 
 QUANT_MODES = ("fp32", "fp16", "int8-weights", "palettize4")
 IOS = ("17", "18")
@@ -136,7 +136,7 @@ class CoreMLTarget(pipeline.Target):
         for spec in build_contract(model.cfg).for_component(component):
             example = pipeline.as_args(spec, calib[spec.name][0])
             mlmodel = convert_method(modules[spec.name], spec, mode, example, args.ios)
-            files[spec.name] = f"{spec.name}.mlpackage"
+            files[spec.name] = method_file(spec.name, ".mlpackage")
             with pipeline.quiet():
                 mlmodel.save(str(art.path(files[spec.name])))
             ops[spec.name] = op_counts(mlmodel)
@@ -149,7 +149,7 @@ class CoreMLTarget(pipeline.Target):
         return None
 
     def backend(self, artifact):
-        from runtimes.coreml_backend import CoreMLBackend
+        from runtimes.backends.coreml import CoreMLBackend
         return CoreMLBackend(artifact)
 
     def summary_row(self, info: dict, files: dict) -> tuple[str, ...]:

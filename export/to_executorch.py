@@ -6,7 +6,7 @@ One .pte per component (x_encoder, predictor, y_encoder, y_decoder; the decoder'
 methods, y_decoder_prefill and y_decoder_step, live in one program), in a self-describing artifact
 directory (export/artifact.py). Per component: the precision/quantization (export/quantize.py), the
 delegate, and a delegation report (which ops the delegate took, which fell back to portable
-kernels). Then parity against the PyTorch reference on real held-out frames (export/parity.py),
+kernels). Then parity against the PyTorch reference on real held-out frames (edge_vljepa/parity.py),
 through the real ExecuTorch runtime, when the delegate can run on this host (XNNPACK); Core ML and
 Vulkan programs lower here but cannot run here, and the manifest says "not run on this host".
 
@@ -27,6 +27,7 @@ from edge_vljepa.models import method_modules
 from export import pipeline
 from export.artifact import ExportError
 from export.quantize import QUANT_MODES, quantized_program
+from runtimes.artifact import component_file
 
 BACKENDS = ("xnnpack", "coreml", "vulkan", "qnn")
 RUNS_HERE = ("xnnpack",)  # the delegates this host's ExecuTorch runtime has registered
@@ -135,7 +136,7 @@ class ExecuTorchTarget(pipeline.Target):
 
     def lower(self, model, component, mode, calib, art, args) -> dict:
         data, report = lower_component(model, component, mode, args.backend, calib)
-        file = f"{component}.pte"
+        file = component_file(component, ".pte")
         art.path(file).write_bytes(data)
         methods = [m.name for m in build_contract(model.cfg).for_component(component)]
         return {"method_files": dict.fromkeys(methods, file), "delegate": args.backend, "delegation": report}
@@ -148,7 +149,7 @@ class ExecuTorchTarget(pipeline.Target):
         return None
 
     def backend(self, artifact):
-        from runtimes.executorch_backend import ExecuTorchBackend
+        from runtimes.backends.executorch import ExecuTorchBackend
         return ExecuTorchBackend(artifact)
 
     def summary_row(self, info: dict, files: dict) -> tuple[str, ...]:

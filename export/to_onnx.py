@@ -35,7 +35,7 @@ Then `onnxruntime.tools.convert_onnx_models_to_ort` writes `METHOD.ort` next to 
 optimizations for ARM, the mobile target; not for fp16 components, see convert_to_ort) and
 `required_operators.config`, the operator list of a reduced ONNX Runtime build
 (`--include_ops_by_config`). Parity runs through ONNX Runtime's CPU provider
-on this host (runtimes/onnxruntime_backend.py). Note: that provider has fp16 kernels for few ops and
+on this host (runtimes/backends/onnxruntime.py). Note: that provider has fp16 kernels for few ops and
 inserts casts to fp32 around the others, so an fp16 parity here is closer to fp32 than an fp16
 accelerator (TensorRT, NNAPI, Core ML) will be. TensorRT on a Jetson: docs/jetson.md.
 
@@ -60,7 +60,7 @@ from edge_vljepa.models import method_modules
 from export import pipeline
 from export.artifact import ArtifactBuilder, ExportError
 from export.quantize import FP32_LINEARS, quantized_program
-from runtimes.artifact import file_output_names
+from runtimes.artifact import file_output_names, method_file
 
 QUANT_MODES = ("fp32", "fp16", "int8", "int8-dynamic")
 QUANTIZED_OPS = ("MatMul", "Gemm", "Conv")
@@ -240,7 +240,7 @@ class OnnxTarget(pipeline.Target):
         modules = method_modules(model)
         files, info = {}, {}
         for spec in build_contract(model.cfg).for_component(component):
-            files[spec.name] = f"{spec.name}.onnx"
+            files[spec.name] = method_file(spec.name, ".onnx")
             info[spec.name] = export_method(modules[spec.name], spec, mode,
                                             pipeline.calibration_calls(calib[spec.name]),
                                             art.path(files[spec.name]), args.opset)
@@ -251,7 +251,7 @@ class OnnxTarget(pipeline.Target):
             convert_to_ort(art)
 
     def backend(self, artifact):
-        from runtimes.onnxruntime_backend import OnnxRuntimeBackend
+        from runtimes.backends.onnxruntime import OnnxRuntimeBackend
         return OnnxRuntimeBackend(artifact)
 
     def summary_row(self, info: dict, files: dict) -> tuple[str, ...]:

@@ -1,4 +1,7 @@
-"""Opening an exported artifact directory: manifest, file integrity, contract hash.
+"""The artifact format, owned here: file names, manifest keys, format version, and the reader.
+
+docs/artifact-format.md is the specification (what a native reader on a phone implements, see
+runtimes/native); this module is its Python implementation, and export/artifact.py writes it.
 
 Every artifact backend (ExecuTorch, ONNX Runtime, Core ML) opens its directory through `Artifact`,
 which refuses a tampered file (sha256 mismatch), a missing file, or a contract that does not match
@@ -18,12 +21,27 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from edge_vljepa.config import ConfigError, ModelConfig
 from edge_vljepa.contract import Contract, MethodSpec, build_contract
 from edge_vljepa.preprocess import PreprocessSpec, TextTokenizer, component_tokenizer
 from edge_vljepa.streaming import LabelBank
 
 MANIFEST = "manifest.json"
+FORMAT_VERSION = 1  # manifest "format_version"; a reader refuses any other
+LABEL_BANK = "label_bank.npz"  # labels (N,) str, embeddings (N, E) f32: the reference Y-Encoder's bank
+GOLDEN = "golden.npz"  # "METHOD.in.TENSOR" / "METHOD.out.TENSOR": one recorded call per method
+
+
+def component_file(component: str, suffix: str) -> str:
+    """File name of a component holding all its methods (ExecuTorch: `x_encoder.pte`)."""
+    return f"{component}{suffix}"
+
+
+def method_file(method: str, suffix: str) -> str:
+    """File name of one contract method (ONNX: `y_decoder_step.onnx`; Core ML: `.mlpackage`)."""
+    return f"{method}{suffix}"
 
 
 class ArtifactError(RuntimeError):
@@ -72,10 +90,14 @@ class Artifact:
             raise ArtifactError(f"{self.dir} is not an artifact directory: {MANIFEST} not found")
         try:
             self.manifest = json.loads(path.read_text())
+            version = self.manifest.get("format_version")
+            if version != FORMAT_VERSION:
+                raise ArtifactError(f"{path}: artifact format version {version!r}, this runtime reads "
+                                    f"version {FORMAT_VERSION}; re-export it with this edge-vljepa")
             self.cfg = ModelConfig.from_dict(self.manifest["model"]["config"])
             p = self.manifest["preprocessing"]
             self.preprocess = PreprocessSpec(**{**p, "mean": tuple(p["mean"]), "std": tuple(p["std"])})
-        except (json.JSONDecodeError, KeyError, TypeError, ConfigError) as e:
+        except (ValueError, AttributeError, KeyError, TypeError, ConfigError) as e:  # JSON, UTF-8, keys
             raise ArtifactError(f"{path} is not a valid manifest ({e})") from None
         self.contract: Contract = build_contract(self.cfg)
         if self.contract.hash() != self.manifest.get("contract_hash"):
@@ -139,6 +161,17 @@ class Artifact:
         if "label_bank" not in self.manifest:
             raise ArtifactError(f"{self.dir} has no label bank; pass a label file")
         return LabelBank.load(self.dir / self.manifest["label_bank"])
+
+    def golden(self) -> dict[str, dict[str, dict]]:
+        """{method: {"in": {tensor: array}, "out": {tensor: array}}} from the golden file."""
+        if "golden" not in self.manifest:
+            raise ArtifactError(f"{self.dir} has no golden inputs in its manifest")
+        out: dict[str, dict[str, dict]] = {}
+        with np.load(self.dir / self.manifest["golden"]) as g:
+            for key in g.files:
+                method, side, tensor = key.split(".", 2)
+                out.setdefault(method, {"in": {}, "out": {}})[side][tensor] = g[key]
+        return out
 
     @property
     def decode_defaults(self) -> dict:

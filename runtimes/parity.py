@@ -4,7 +4,7 @@
 
 The reference is the PyTorch model the artifact was exported from (`pytorch`, the default) or
 another artifact directory of the same contract (e.g. fp32 against its 8da4w twin). Both run on
-the same frames of --video (export/parity.py, the same measures the exporter records):
+the same frames of --video (edge_vljepa/parity.py, the same measures the exporter records):
   - tensor parity per component: every method on the inputs the loop really feeds it (recorded on
     the first windows), worst cosine, max abs error and SNR per output;
   - labels: top-1 agreement and top-k overlap over non-overlapping windows, each side with its own
@@ -24,23 +24,19 @@ from __future__ import annotations
 
 import argparse
 import html
+import io
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
+import matplotlib
 from tqdm import tqdm
 
 from edge_vljepa.config import CAPTION_QUERY, ConfigError
 from edge_vljepa.contract import ContractError
 from edge_vljepa.data.video import VideoError, VideoFile
-from edge_vljepa.preprocess import component_tokenizer
-from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, PolicyError
-from edge_vljepa.weights import CheckpointError
-from export.artifact import ExportError
-from export.calibration import clip_windows, parity_inputs
-from export.parity import (
-    StreamRun,
+from edge_vljepa.parity import (
+    StreamRecord,
     event_agreement,
     failures,
     label_agreement,
@@ -48,9 +44,16 @@ from export.parity import (
     stream_label_agreement,
     tensor_parity,
 )
+from edge_vljepa.preprocess import component_tokenizer
+from edge_vljepa.recording import clip_windows, parity_inputs
+from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, PolicyError
+from edge_vljepa.weights import CheckpointError
 from runtimes.artifact import Artifact, ArtifactError
 from runtimes.backends import open_backend
 from runtimes.stream import read_labels
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 COLOURS = {"reference": "#1f77b4", "artifact": "#ff7f0e"}
 
@@ -79,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def reference_backend(args, artifact: Artifact):
+def open_reference(args, artifact: Artifact):
     """(backend, description) of --reference."""
     if args.reference != "pytorch":
         if args.checkpoint is not None:
@@ -94,7 +97,7 @@ def reference_backend(args, artifact: Artifact):
         if not checkpoint.is_file():
             raise FileNotFoundError(f"the artifact was exported from checkpoint {recorded}, which is not on "
                                     "this machine; pass it with --checkpoint")
-    from runtimes.pytorch_backend import PyTorchBackend  # torch only for the reference
+    from runtimes.backends.pytorch import PyTorchBackend  # torch only for the reference
     backend = PyTorchBackend(artifact.cfg, checkpoint=str(checkpoint) if checkpoint else None)
     return backend, f"pytorch (eager, weights: {backend.weights})"
 
@@ -110,7 +113,7 @@ def main(argv=None) -> int:
             raise ValueError("--windows and --top-k must be >= 1")
         artifact = Artifact(args.artifacts)
         candidate = open_backend(artifact)
-        reference, reference_text = reference_backend(args, artifact)
+        reference, reference_text = open_reference(args, artifact)
         VideoFile(args.video)  # a missing or unreadable video fails before any work
         bank = None if args.labels else artifact.label_bank()
         labels = read_labels(args.labels) if args.labels else bank.labels
@@ -132,7 +135,7 @@ def main(argv=None) -> int:
         if bank is None:  # the streams' shared bank: the reference's embeddings of the given labels
             bank = LabelBank.build(labels, reference, component_tokenizer(cfg, "y_encoder"))
         results, runs = compare(args, artifact, reference, candidate, labels, bank, decode)
-    except (ExportError, VideoError, PolicyError, ArtifactError, ContractError) as e:
+    except (VideoError, PolicyError, ArtifactError, ContractError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     quant = {c: info["quant"] for c, info in artifact.manifest["components"].items()}
@@ -158,7 +161,7 @@ def main(argv=None) -> int:
 
 
 def compare(args, artifact: Artifact, reference, candidate, labels: list[str], bank: LabelBank,
-            decode: dict) -> tuple[dict, dict[str, StreamRun]]:
+            decode: dict) -> tuple[dict, dict[str, StreamRecord]]:
     """All measures on the same frames; (results, the two stream runs)."""
     cfg = artifact.cfg
     steps = tqdm(total=4, desc="parity", unit="step")
@@ -181,7 +184,7 @@ def compare(args, artifact: Artifact, reference, candidate, labels: list[str], b
     return {"tensors": tensors, "tasks": tasks}, runs
 
 
-def timeline(run: StreamRun) -> dict:
+def timeline(run: StreamRecord) -> dict:
     return {"time": [e.time for e in run.windows], "change": [round(float(c), 6) for c in run.change()],
             "decodes": [{"time": t, "text": text} for t, text in run.decodes]}
 
@@ -217,42 +220,27 @@ def print_summary(results: dict, rows: list[dict]) -> None:
           f"{dec['mean_offset_s']:.2f} s; captions agree on {dec['caption_agreement']:.1%} of matches")
 
 
-def timeline_svg(timelines: dict[str, dict], width: int = 960, height: int = 320) -> str:
+def timeline_svg(timelines: dict[str, dict]) -> str:
     """Both embedding-change curves (cosine distance to the previous window) over time, and a row of
-    decode marks per side (hover: the caption)."""
-    left, right, top, plot_h = 80, 20, 20, height - 110
-    times = [t for tl in timelines.values() for t in tl["time"]] or [0.0]
-    t_max = max(max(times), 1e-6)
-    y_max = max([c for tl in timelines.values() for c in tl["change"]] + [1e-6]) * 1.1
-
-    def px(t: float) -> float:
-        return left + (width - left - right) * t / t_max
-
-    def py(c: float) -> float:
-        return top + plot_h * (1 - c / y_max)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             'font-family="sans-serif" font-size="11">',
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{plot_h}" fill="none" '
-             'stroke="#999"/>',
-             f'<text x="{left}" y="{top - 6}">embedding change (1 - cos to the previous window), '
-             f'max {y_max / 1.1:.4f}</text>']
-    step = next((s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600) if t_max / s <= 8), 1200)
-    for tick in np.arange(0, t_max + 1e-9, step):
-        parts.append(f'<text x="{px(tick):.1f}" y="{height - 8}" text-anchor="middle">{tick:.0f} s</text>')
+    decode marks per side, as inline SVG (matplotlib, like every report's plots)."""
+    fig, (top, ticks) = plt.subplots(2, 1, figsize=(9.6, 3.4), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, max(1, len(timelines))]})
     for row, (side, tl) in enumerate(timelines.items()):
-        colour = COLOURS[side]
-        points = " ".join(f"{px(t):.1f},{py(c):.1f}" for t, c in zip(tl["time"], tl["change"], strict=True))
-        parts.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="1.5" '
-                     f'opacity="0.8"/>')
-        y = top + plot_h + 25 + 25 * row
-        parts.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end" fill="{colour}">{side}</text>')
-        for d in tl["decodes"]:
-            parts.append(f'<line x1="{px(d["time"]):.1f}" x2="{px(d["time"]):.1f}" y1="{y - 9}" y2="{y + 9}" '
-                         f'stroke="{colour}" stroke-width="2"><title>{d["time"]:.2f} s: '
-                         f'{html.escape(str(d["text"]))}</title></line>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+        top.plot(tl["time"], tl["change"], color=COLOURS[side], linewidth=1.2, alpha=0.8, label=side)
+        ticks.vlines([d["time"] for d in tl["decodes"]], row - 0.35, row + 0.35, color=COLOURS[side],
+                     linewidth=2)
+    top.set_ylabel("1 - cos to the\nprevious window", fontsize=8)
+    top.set_title("embedding change and decode events (captions in the table below)", fontsize=9)
+    top.legend(fontsize=8, loc="upper right")
+    ticks.set_yticks(range(len(timelines)), labels=list(timelines), fontsize=8)
+    ticks.set_ylim(-0.6, len(timelines) - 0.4)
+    ticks.set_xlabel("stream time (s)", fontsize=8)
+    fig.tight_layout()
+    svg = io.StringIO()
+    with plt.rc_context({"svg.fonttype": "none"}):  # text stays text (searchable, smaller)
+        fig.savefig(svg, format="svg")
+    plt.close(fig)
+    return "<svg" + svg.getvalue().split("<svg", 1)[1]  # inline: without the XML prologue
 
 
 def report_html(results: dict, rows: list[dict], timelines: dict[str, dict]) -> str:

@@ -82,12 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="labels shown per window")
     p.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help="model frames between window starts")
     p.add_argument("--policy", default=DEFAULT_POLICY, choices=list(POLICIES), help="decode policy")
-    p.add_argument("--every", type=float, default=1.0, help="uniform: seconds between decodes")
-    p.add_argument("--rate", type=float, default=0.35, help="offline_segments: decodes per second")
+    uniform, offline, online = (policy_defaults(name) for name in ("uniform", "offline_segments", "online"))
+    p.add_argument("--every", type=float, default=uniform["every_s"], help="uniform: seconds between decodes")
+    p.add_argument("--rate", type=float, default=offline["rate_hz"],
+                   help="offline_segments: decodes per second")
     p.add_argument("--segments", type=int, help="offline_segments: number of segments (overrides --rate)")
-    p.add_argument("--threshold", type=float, default=0.1, help="online: cosine-distance change threshold")
-    p.add_argument("--confirm", type=int, default=2, help="online: consecutive drifting windows to decide")
-    p.add_argument("--min-interval", type=float, default=1.0, help="online: minimum seconds between decodes")
+    p.add_argument("--threshold", type=float, default=online["threshold"],
+                   help="online: cosine-distance change threshold")
+    p.add_argument("--confirm", type=int, default=online["confirm"],
+                   help="online: consecutive drifting windows to decide")
+    p.add_argument("--min-interval", type=float, default=online["min_interval_s"],
+                   help="online: minimum seconds between decodes")
     p.add_argument("--max-interval", type=float, help="online: force a decode after this many seconds")
     p.add_argument("--events", type=Path, help="write events as JSON lines here (flushed per event)")
     p.add_argument("--quiet", action="store_true", help="show decode events only, no window status")
@@ -145,7 +150,7 @@ def reference_model(args) -> Model:
     labels = read_labels(labels_path) if labels_path else []
     import torch  # only the reference backend needs torch
 
-    from runtimes.pytorch_backend import PyTorchBackend
+    from runtimes.backends.pytorch import PyTorchBackend
     if args.threads:
         torch.set_num_threads(args.threads)
     backend = PyTorchBackend(cfg, checkpoint=str(args.checkpoint) if args.checkpoint else None)

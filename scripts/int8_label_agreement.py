@@ -5,7 +5,7 @@
 An experiment, not part of the product. The shipped model's 656 labels differ by shape, which it
 separates by thin margins, so its top-1 label is a near-tie on many windows; this measures how each
 quantization of the X-Encoder and Predictor changes the top-1 label against the shipped label bank
-(as `export.parity.label_agreement` does), on held-out windows that are neither the exporter's
+(as `edge_vljepa.parity.label_agreement` does), on held-out windows that are neither the exporter's
 calibration clips (validation split, clips 0-15) nor its parity clips (test split): validation clips
 1000 and up. The quantized programs run eagerly in PyTorch (PT2E's quantize/dequantize simulation,
 torchao's 8da4w), which tracks the ExecuTorch runtime closely (static int8 on the test clips: 91%
@@ -42,9 +42,10 @@ from edge_vljepa.data.world import sample_clip
 from edge_vljepa.data.write import write_video
 from edge_vljepa.models import method_modules
 from edge_vljepa.preprocess import PreprocessSpec, component_tokenizer
+from edge_vljepa.recording import clip_windows, loop_calls, record_inputs
 from edge_vljepa.streaming import LabelBank
 from export import pipeline
-from export.calibration import clip_windows, loop_calls, record_inputs, video_files
+from export.calibration import video_files
 from export.quantize import _8da4w, _pt2e, quantized_linears
 from export.reference import default_labels, reference_backend
 from export.to_executorch import pt2e_quantizer

@@ -1,6 +1,8 @@
-"""runtimes.bench: contract-shaped inputs and clear refusals (timings themselves are never asserted)."""
+"""experiments.bench: contract-shaped inputs and clear refusals (timings themselves are never asserted)."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import torch
@@ -8,14 +10,14 @@ import torch
 from edge_vljepa.config import get_preset
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model, method_modules
-from runtimes import bench
+from experiments import bench, bench_gpu, host
 
 
 def test_example_inputs_follow_the_contract_and_run_every_method():
     cfg = get_preset("tiny")
     modules = method_modules(build_model(cfg).eval())
     for spec in build_contract(cfg):
-        args = bench.example_inputs(spec, torch.float16, "cpu")
+        args = bench_gpu.example_inputs(spec, torch.float16, "cpu")
         for t, a in zip(spec.inputs, args, strict=True):
             assert tuple(a.shape) == t.shape
             assert a.dtype == (torch.int64 if t.dtype == "int64" else torch.float16)
@@ -32,11 +34,11 @@ def test_machine_line_names_the_cpu_generation_and_its_simd_extensions(tmp_path)
     core = ("processor\t: {}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
             "model name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni\n\n")
     cpuinfo.write_text(core.format(0) + core.format(1))
-    name = bench.cpu_name(cpuinfo)
+    name = host.cpu_name(cpuinfo)
     assert name.startswith("AMD EPYC (family 25 model 17; avx2, avx512f, avx512_vnni; 2 cores)")
     cpuinfo.write_text(core.format(0).replace(" avx2 fma avx512f avx512_vnni", ""))
     assert "(family 25 model 17; none of avx2/avx512f/avx512_vnni/avx_vnni/amx_int8; 1 cores)" in \
-        bench.cpu_name(cpuinfo)
+        host.cpu_name(cpuinfo)
 
 
 def test_gpu_command_refuses_a_machine_without_cuda(capsys, monkeypatch):
@@ -63,6 +65,11 @@ def test_artifacts_report_has_every_section(tiny_fp32_artifact, tiny_onnx_fp32_a
     for policy in ("uniform", "offline_segments", "online"):
         assert f"| pytorch eager fp32 | {policy} |" in report
     assert (out / "tiny.png").stat().st_size > 10_000
+    data = json.loads((out / "tiny.json").read_text())  # the same figures as data, with command and machine
+    assert data["command"].startswith("python -m experiments.bench artifacts") and "cpu" in data["machine"]
+    medians = {(r["variant"], r["method"]): r["median"] for r in data["figures"]["latency_ms"]}
+    assert medians[("executorch xnnpack fp32", "x_encoder")] > 0
+    assert {r["policy"] for r in data["figures"]["streaming"]} == {"uniform", "offline_segments", "online"}
 
 
 def test_artifacts_command_refuses_a_directory_that_is_not_an_artifact(tmp_path, capsys):

@@ -16,7 +16,7 @@ from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model, method_modules
 from export import pipeline, to_coreml
 from runtimes.artifact import Artifact, ArtifactError, file_output_names, path_size
-from runtimes.coreml_backend import CoreMLBackend
+from runtimes.backends.coreml import CoreMLBackend
 
 CFG = get_preset("tiny")
 CONTRACT = build_contract(CFG)

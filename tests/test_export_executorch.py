@@ -10,13 +10,13 @@ import pytest
 from edge_vljepa.config import ModelConfig, get_preset
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model
+from edge_vljepa.parity import TOLERANCES
+from edge_vljepa.recording import reference_components
 from edge_vljepa.weights import save_checkpoint
 from export import to_executorch
-from export.calibration import reference_components
-from export.parity import TOLERANCES
 from export.reference import default_labels
 from runtimes.artifact import Artifact, ArtifactError, file_sha256
-from runtimes.executorch_backend import ExecuTorchBackend
+from runtimes.backends.executorch import ExecuTorchBackend
 from tests.conftest import FAST_EXPORT
 
 CFG = get_preset("tiny")
@@ -173,7 +173,7 @@ def test_runtime_refuses_tampered_or_foreign_artifacts(fp32, tmp_path):
 
 
 def test_partial_artifact_holds_only_the_chosen_components_and_benchmarks(tmp_path):
-    from runtimes import bench
+    from experiments import bench
     out = tmp_path / "x-only"
     assert export(out, "--components", "x_encoder", "--quant", "int8") == 0
     m = manifest(out)
@@ -204,7 +204,7 @@ def test_a_partial_export_keeps_only_the_reference_components_it_runs(exported, 
 
 
 def test_a_released_reference_component_refuses_to_run():
-    from runtimes.pytorch_backend import PyTorchBackend
+    from runtimes.backends.pytorch import PyTorchBackend
     backend = PyTorchBackend(CFG)
     backend.release(["predictor", "y_decoder"])
     assert backend.model.predictor is None and backend.model.y_decoder is None

@@ -14,10 +14,10 @@ import pytest
 
 from edge_vljepa.config import get_preset
 from edge_vljepa.contract import build_contract
+from edge_vljepa.parity import TOLERANCES
 from export import jetson_trt, to_onnx
-from export.parity import TOLERANCES
 from runtimes.artifact import Artifact, ArtifactError, file_sha256
-from runtimes.onnxruntime_backend import OnnxRuntimeBackend
+from runtimes.backends.onnxruntime import OnnxRuntimeBackend
 
 CFG = get_preset("tiny")
 CONTRACT = build_contract(CFG)

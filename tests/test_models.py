@@ -15,7 +15,7 @@ from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model, method_modules, parameter_counts
 from edge_vljepa.models.layers import apply_rope, rotation_matrix
 from edge_vljepa.models.x_encoder import vjepa2_rope_tables
-from runtimes.pytorch_backend import PyTorchBackend
+from runtimes.backends.pytorch import PyTorchBackend
 
 CFG = get_preset("tiny")
 CONTRACT = build_contract(CFG)

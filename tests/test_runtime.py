@@ -273,7 +273,9 @@ def test_parity_of_the_fp32_artifact_passes_with_a_report(capsys, tmp_path, arti
     assert len(timelines["reference"]["change"]) == len(timelines["artifact"]["change"]) > 20
     np.testing.assert_allclose(timelines["reference"]["change"], timelines["artifact"]["change"], atol=1e-4)
     html = (tmp_path / "report" / "report.html").read_text()
-    assert "Parity PASS" in html and html.count("<polyline") == 2 and "x_encoder.visual_tokens" in html
+    assert "Parity PASS" in html and html.count("<svg") == 1 and "x_encoder.visual_tokens" in html
+    svg = html.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert ">reference<" in svg and ">artifact<" in svg  # both sides' curves and decode rows, labelled
 
 
 def test_parity_fails_against_a_perturbed_reference(capsys, tmp_path, artifact, video, labels):
@@ -329,3 +331,20 @@ def test_parity_help_explains_the_exit_status(capsys):
         parity.main(["--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "Exit status 1 when the tolerances" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("version", [2, 0, None, "1"])
+def test_reader_refuses_another_format_version(artifact, tmp_path, version):
+    other = copy(artifact, tmp_path, format_version=version)
+    expected = rf"artifact format version {re.escape(repr(version))}, this runtime reads version 1; re-export"
+    with pytest.raises(ArtifactError, match=expected):
+        Artifact(other)
+
+
+def test_reader_reads_the_golden_file_by_method(artifact):
+    golden = Artifact(artifact).golden()
+    spec = build_contract(CFG)
+    assert set(golden) == set(spec.methods)
+    for method, sides in golden.items():
+        assert set(sides["in"]) == {t.name for t in spec[method].inputs}
+        assert set(sides["out"]) == {t.name for t in spec[method].outputs}

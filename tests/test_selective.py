@@ -1,4 +1,4 @@
-"""The selective-decoding experiment (runtimes.selective): a seconds-long smoke run of the CLI on the
+"""The selective-decoding experiment (experiments.selective): a seconds-long smoke run of the CLI on the
 tiny preset with random weights, the memoizing backend, and the protocol's pieces on constructed data
 (nearest-decode matching, decision delays, rate at equal quality, scoring)."""
 
@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from edge_vljepa.config import get_preset
-from runtimes.pytorch_backend import PyTorchBackend
-from runtimes.selective import (
+from experiments.selective import (
     MemoBackend,
     Result,
     Truth,
@@ -26,6 +25,7 @@ from runtimes.selective import (
     rate_at_quality,
     score,
 )
+from runtimes.backends.pytorch import PyTorchBackend
 
 CFG = get_preset("tiny")
 
@@ -120,7 +120,7 @@ def test_bootstrap_intervals_and_iso_quality_reductions():
 
 
 def test_embedding_change_across_boundaries_and_within_segments():
-    class Rec:  # what Recorder keeps: (window centre, unit embedding); windows of 2 s every 0.5 s
+    class Rec:  # what PolicyRecorder keeps: (window centre, unit embedding); windows of 2 s every 0.5 s
         windows = [(t, np.array([1.0, 0.0]) if t < 5 else np.array([0.6, 0.8]))
                    for t in np.arange(1, 9.5, 0.5)]
 
@@ -156,7 +156,7 @@ def test_cli_smoke_writes_the_table_and_plots(tmp_path, capsys):
     assert int(x_encoder[4]) == 7 * int(x_encoder[1])  # 7 settings: the X-Encoder ran once per window
     assert len(list((tmp_path / "videos").glob("stream_*.mp4"))) == 2
     report = (out / "results.md").read_text()
-    assert "python -m runtimes.selective --preset tiny" in report and "| offline_segments |" in report
+    assert "python -m experiments.selective --preset tiny" in report and "| offline_segments |" in report
     for png in ("curves.png", "timeline.png"):
         img = cv2.imread(str(out / png))
         assert img is not None and img.shape[0] > 300 and img.std() > 0

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 
 from edge_vljepa import evaluate, train
 from edge_vljepa.config import get_preset
+from edge_vljepa.data.world import world_labels
 from edge_vljepa.pretrained import load_model, shipped_checkpoint, shipped_labels
 from edge_vljepa.weights import CheckpointError, read_checkpoint
 
@@ -85,7 +86,7 @@ def test_export_loads_strictly_and_evaluation_prints_metrics(tmp_path, capsys):
     cfg = small_config()
     export = tmp_path / "model.safetensors"
     train.train(cfg, dataclasses.replace(SETTINGS, steps=2), export=export, progress=False)
-    assert (tmp_path / "labels.txt").read_text().splitlines() == train.world_labels()
+    assert (tmp_path / "labels.txt").read_text().splitlines() == world_labels()
     model = load_model(cfg, export)
 
     clips = [evaluate.read_test_clip(path, segment, cfg)
@@ -134,7 +135,7 @@ def test_shipped_default_model_beats_chance(tmp_path):
     cfg = get_preset("default")
     checkpoint = shipped_checkpoint("default")
     assert checkpoint is not None and checkpoint.stat().st_size <= 25 * 2**20
-    assert shipped_labels("default") == train.world_labels()
+    assert shipped_labels("default") == world_labels()
     model = load_model(cfg)
     clips = [evaluate.read_test_clip(path, segment, cfg)
              for path, segment in evaluate.write_test_clips(tmp_path, 32, seed=0, fps=cfg.fps)]

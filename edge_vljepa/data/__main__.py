@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edge_vljepa.data.render import RENDER_SIZE
 from edge_vljepa.data.world import NUISANCES, SPLITS, WorldError, sample_clip, sample_stream, vocabulary
 from edge_vljepa.data.write import VIDEO_FORMATS, write_index, write_video
 
@@ -76,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--out", type=Path, required=True, default=argparse.SUPPRESS, help="output directory")
     common.add_argument("--seed", type=int, default=0,
                         help="world seed; video i depends only on seed, split and i")
-    common.add_argument("--size", type=_size, default="128", metavar="N|WxH",
+    common.add_argument("--size", type=_size, default=str(RENDER_SIZE), metavar="N|WxH",
                         help="frame size in pixels")
     common.add_argument("--fps", type=float, default=8.0, help="frames per second")
     common.add_argument("--format", choices=tuple(VIDEO_FORMATS), default="mp4",

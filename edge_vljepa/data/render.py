@@ -22,6 +22,8 @@ import numpy as np
 
 from edge_vljepa.data.world import HAND_SIZE, Background, Hand, Pose, Thing, Video
 
+RENDER_SIZE = 128  # px: the world's frames (training, evaluation, test streams) are rendered at this size
+
 COLOUR_BGR = {
     "red": (35, 35, 220), "orange": (0, 140, 255), "yellow": (30, 220, 240), "green": (60, 170, 40),
     "cyan": (220, 210, 40), "blue": (220, 80, 30), "purple": (170, 40, 130), "pink": (200, 120, 255),
@@ -267,7 +269,7 @@ def apply_nuisances(img: np.ndarray, video: Video, frame: int) -> np.ndarray:
 
 # --- frames ----------------------------------------------------------------------------------------
 
-def render_clean(video: Video, frame: int, width: int = 128, height: int = 128) -> np.ndarray:
+def render_clean(video: Video, frame: int, width: int = RENDER_SIZE, height: int = RENDER_SIZE) -> np.ndarray:
     """The scene at `frame` without nuisances."""
     segment = video.segment_at(frame)
     bg: Background = segment.background
@@ -280,19 +282,19 @@ def render_clean(video: Video, frame: int, width: int = 128, height: int = 128) 
     return img
 
 
-def render_frame(video: Video, frame: int, width: int = 128, height: int = 128) -> np.ndarray:
+def render_frame(video: Video, frame: int, width: int = RENDER_SIZE, height: int = RENDER_SIZE) -> np.ndarray:
     """Frame `frame` of the video as the camera sees it: BGR uint8 (height, width, 3)."""
     if not 0 <= frame < video.num_frames:
         raise IndexError(f"frame {frame} outside the video (0..{video.num_frames - 1})")
     return apply_nuisances(render_clean(video, frame, width, height), video, frame)
 
 
-def render_frames(video: Video, width: int = 128, height: int = 128) -> Iterator[np.ndarray]:
+def render_frames(video: Video, width: int = RENDER_SIZE, height: int = RENDER_SIZE) -> Iterator[np.ndarray]:
     """All frames in order; see render_frame."""
     for frame in range(video.num_frames):
         yield render_frame(video, frame, width, height)
 
 
-def render_video(video: Video, width: int = 128, height: int = 128) -> np.ndarray:
+def render_video(video: Video, width: int = RENDER_SIZE, height: int = RENDER_SIZE) -> np.ndarray:
     """All frames as one array (T, H, W, 3) BGR uint8, for short clips held in memory."""
     return np.stack(list(render_frames(video, width, height)))

@@ -175,6 +175,17 @@ def combo_allowed(split: str, colour: str, shape: str, action: str) -> bool:
                for owner, combos in HELD_OUT_COMBOS.items() if owner != split)
 
 
+def world_classes() -> list[tuple[str, str, str]]:
+    """Every (colour, shape, action) a clip can show: the classes of zero-shot classification."""
+    return [(c, s, a) for c, s, a in product(COLOURS, SHAPES, ACTIONS)
+            if not (a == "rotate" and s in ROTATION_INVARIANT)]
+
+
+def world_labels() -> list[str]:
+    """The canonical label of each class, e.g. 'red circle moving left' (assets/default/labels.txt)."""
+    return [LABEL_TEMPLATE.format(colour=c, shape=s, label=ACTIONS[a].label) for c, s, a in world_classes()]
+
+
 def is_held_out(colour: str, shape: str, action: str) -> bool:
     return any((colour, shape, action) in combos for combos in HELD_OUT_COMBOS.values())
 

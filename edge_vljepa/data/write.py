@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from edge_vljepa.data.render import render_frames
+from edge_vljepa.data.render import RENDER_SIZE, render_frames
 from edge_vljepa.data.world import Video, annotation
 
 ANNOTATION_FORMAT = "edge-vljepa-synthetic/1"
@@ -29,7 +29,7 @@ def video_stem(video: Video) -> str:
     return f"{video.kind}_{video.index:06d}"
 
 
-def write_video(video: Video, out_dir: Path, width: int = 128, height: int = 128,
+def write_video(video: Video, out_dir: Path, width: int = RENDER_SIZE, height: int = RENDER_SIZE,
                 fmt: str = "mp4") -> tuple[Path, Path]:
     """Render `video` into out_dir as <stem>.<fmt> and <stem>.json; returns both paths.
 

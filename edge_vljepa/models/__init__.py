@@ -10,14 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edge_vljepa.config import ModelConfig
+from edge_vljepa.config import COMPONENTS, ModelConfig
 from edge_vljepa.models.layers import init_weights
 from edge_vljepa.models.predictor import Predictor
 from edge_vljepa.models.x_encoder import XEncoder
 from edge_vljepa.models.y_decoder import YDecoder
 from edge_vljepa.models.y_encoder import YEncoder
-
-COMPONENTS = ("x_encoder", "predictor", "y_encoder", "y_decoder")
 
 
 class VLJEPA(nn.Module):

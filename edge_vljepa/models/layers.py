@@ -1,6 +1,7 @@
 """Building blocks shared by the four components: attention, norms, RoPE, MLPs.
 
-Export constraints respected everywhere (DESIGN section 4, measured with torch 2.13 + executorch 1.5.1):
+Export constraints respected everywhere (docs/design.md, export rules; measured with torch 2.13 +
+executorch 1.5.1):
 - attention is explicit `softmax(q * scale @ k^T + bias) @ v` on 3-D batched matmuls: SDPA is not
   delegated to XNNPACK (~2x slower there), and 4-D matmuls decompose with `expand` copies that fall
   back to portable kernels; grouped-query attention stacks each group's query heads instead of

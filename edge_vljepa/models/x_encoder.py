@@ -4,7 +4,7 @@ Reference: facebookresearch/vjepa2, src/models/vision_transformer.py and src/mod
 (PatchEmbed3D, Block, RoPEAttention, rotate_queries_or_keys). Module and parameter names are the
 native ones (patch_embed.proj, blocks.N.attn.qkv, ...) so checkpoints map by prefix only.
 
-Export constraints (DESIGN section 4):
+Export constraints (docs/design.md, export rules):
 - the tubelet Conv3d is written as reshape + Linear (no 5-D convolution in XNNPACK or the portable
   kernels); it loads Conv3d weights (D, C, t, p, p) and is numerically identical; every tensor in it
   stays at <= 6 dims for any batch size;

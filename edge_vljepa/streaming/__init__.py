@@ -13,6 +13,7 @@ from edge_vljepa.streaming.loop import StreamSummary, run_stream
 from edge_vljepa.streaming.policies import (
     DEFAULT_POLICY,
     DEFAULT_STRIDE,
+    PAPER_RATE_HZ,
     POLICIES,
     DecodeRequest,
     OfflineSegments,
@@ -27,7 +28,8 @@ from edge_vljepa.streaming.policies import (
 from edge_vljepa.streaming.window import LagGate, Resampler, Window, WindowBuffer
 
 __all__ = [
-    "DEFAULT_POLICY", "DEFAULT_STRIDE", "POLICIES", "Backend", "CheckedBackend", "DecodeRequest", "Event",
+    "DEFAULT_POLICY", "DEFAULT_STRIDE", "PAPER_RATE_HZ", "POLICIES", "Backend", "CheckedBackend",
+    "DecodeRequest", "Event",
     "EventWriter", "LabelBank", "LagGate", "OfflineSegments", "Online", "Policy", "PolicyError", "Resampler",
     "StreamSummary", "Uniform", "Window", "WindowBuffer", "decode_text", "greedy_decode", "l2_normalize",
     "make_policy", "policy_defaults", "read_events", "run_checked", "run_stream", "ward_segments",

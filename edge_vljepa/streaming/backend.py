@@ -2,9 +2,9 @@
 
 Every runtime (the PyTorch reference, ExecuTorch .pte, ONNX Runtime, Core ML) is one object with a
 `contract` and a `run(method, inputs) -> outputs` over numpy arrays named as in
-`edge_vljepa.contract` (DESIGN section 3). `run_checked` is the one place where inputs and outputs are
-validated against the contract: the loop only ever calls it, and `CheckedBackend` (what the runtime
-registry hands out) routes every call through it, so a backend that is fed or returns a wrong shape
+`edge_vljepa.contract` (docs/design.md, the contract). `run_checked` is the one place where inputs and
+outputs are validated against the contract: the loop only ever calls it, and `CheckedBackend` (what the
+runtime registry hands out) routes every call through it, so a backend that is fed or returns a wrong shape
 or dtype fails at the call that produced it, naming the tensor.
 
 No torch import: this is what a device runs.

@@ -8,7 +8,7 @@ One JSON object per line:
 time: stream seconds the event describes (a window's centre, or a decoded segment's midpoint);
 start/end: the stream interval its embedding covers; span: the windows a decoded embedding covers
 (null when nothing was decoded); ms: the stages that ran for it. Events from different backends are
-compared line by line for end-to-end parity (DESIGN section 1).
+compared line by line for end-to-end parity (docs/design.md, parity).
 
 The writer flushes every line, so a crash keeps the events written so far. No torch import.
 """

@@ -219,11 +219,14 @@ POLICIES = {"uniform": Uniform, "offline_segments": OfflineSegments, "online": O
 
 
 DEFAULT_POLICY, DEFAULT_STRIDE = "online", 2  # live use; windows every 2 model frames (0.5 s at 4 fps)
+PAPER_RATE_HZ = 0.35  # offline_segments: the paper's rate at uniform-1 Hz quality (section 4.6)
 
 
 def policy_defaults(name: str) -> dict:
-    """The default parameters of policy `name` (what manifests record and the CLI shows)."""
-    return {k: p.default for k, p in inspect.signature(POLICIES[name]).parameters.items()}
+    """The default parameters of policy `name`: the one source that manifests, CLIs and benchmarks
+    read. offline_segments takes one of n_segments / rate_hz; its default is the paper's rate."""
+    defaults = {k: p.default for k, p in inspect.signature(POLICIES[name]).parameters.items()}
+    return defaults | ({"rate_hz": PAPER_RATE_HZ} if name == "offline_segments" else {})
 
 
 def make_policy(name: str, **params) -> Policy:

@@ -11,9 +11,9 @@ import torch
 
 from edge_vljepa import train
 from edge_vljepa.config import get_preset
-from edge_vljepa.data.world import ANSWER_OPTIONS, sample_clip
+from edge_vljepa.data.world import ANSWER_OPTIONS, sample_clip, world_labels
 
-texts = set(train.world_labels()) | {o for opts in ANSWER_OPTIONS.values() for o in opts}
+texts = set(world_labels()) | {o for opts in ANSWER_OPTIONS.values() for o in opts}
 for i in range(40000):  # the train text universe saturates at 6030 texts by clip 20000
     s = sample_clip("train", i, seed=0, seconds=(2.0, 4.0), fps=4.0).segments[0]
     texts.update(c["text"] for c in s.captions("train"))

@@ -22,10 +22,10 @@ from runtimes.artifact import Artifact, ArtifactError
 
 # manifest target -> (module, class, how to install its runtime)
 TARGETS = {
-    "executorch": ("runtimes.executorch_backend", "ExecuTorchBackend",
+    "executorch": ("runtimes.backends.executorch", "ExecuTorchBackend",
                    "pip install executorch==1.5.1 torch==2.13.0"),
-    "onnxruntime": ("runtimes.onnxruntime_backend", "OnnxRuntimeBackend", "pip install onnxruntime"),
-    "coreml": ("runtimes.coreml_backend", "CoreMLBackend", "pip install coremltools (runs on macOS only)"),
+    "onnxruntime": ("runtimes.backends.onnxruntime", "OnnxRuntimeBackend", "pip install onnxruntime"),
+    "coreml": ("runtimes.backends.coreml", "CoreMLBackend", "pip install coremltools (runs on macOS only)"),
 }
 
 

@@ -1,6 +1,6 @@
 """Selective decoding (VL-JEPA, arXiv 2512.10942, section 4.6) on held-out test streams.
 
-    python -m runtimes.selective [--streams 20] [--minutes 2] [--out docs/selective]
+    python -m experiments.selective [--streams 20] [--minutes 2] [--out DIR]
 
 Test-split streams of the synthetic world (data.world.sample_stream) are written as real .mp4 + .json
 files, decoded back with OpenCV (VideoFile) and run through THE streaming loop (streaming.run_stream)
@@ -16,8 +16,8 @@ Also reported: the decode-reduction factor at uniform-1 Hz quality (and at the q
 point below 1 Hz), bootstrap intervals over streams, the online decision delay and missed boundaries,
 the share of decodes inside nuisance-only stretches, the share of annotations whose nearest decode is
 outside their segment, and how much the embedding moves across boundaries vs inside segments. Writes
-results.md, results.json, curves.png and timeline.png under --out (OpenCV drawings: matplotlib is not a
-dependency).
+results.md, results.json, curves.png and timeline.png under --out (default ~/edge-vljepa-runs/selective,
+never the repository; docs/selective/README.md gives the command that regenerates the committed one).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ import argparse
 import hashlib
 import json
 import math
-import shlex
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
+import matplotlib
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -42,19 +41,23 @@ from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.data.world import sample_stream
 from edge_vljepa.data.write import write_video
-from edge_vljepa.evaluate import RENDER_SIZE, cider_d
+from edge_vljepa.evaluate import cider_d
 from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.streaming import DEFAULT_STRIDE, l2_normalize, make_policy, policy_defaults, run_stream
 from edge_vljepa.weights import CheckpointError
-from runtimes.bench import cpu_name
-from runtimes.pytorch_backend import PyTorchBackend
+from runtimes.backends.pytorch import PyTorchBackend
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+from experiments.host import cpu_name
+from experiments.reports import RUNS, command_line
 
 POLICY_NAMES = ("uniform", "offline_segments", "online")
-COLOURS = {"uniform": (180, 119, 31), "offline_segments": (14, 127, 255), "online": (44, 160, 44)}  # BGR
+COLOURS = {"uniform": "#1f77b4", "offline_segments": "#ff7f0e", "online": "#2ca02c"}
 ONLINE_SWEEP = ("0.005:0.5 0.01:0.5 0.02:0.5 0.05:1 0.1:1 0.2:1 0.3:1 0.1:4 0.1:8 0.1:16 0.1:30 "
                 "0.1:1:8 0.1:1:4 0.1:0.5:2 0.01:0.5:3")  # threshold:min_interval_s[:max_interval_s]
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 class MemoBackend:
@@ -101,7 +104,7 @@ class MemoBackend:
         self.cache.clear()
 
 
-class Recorder:
+class PolicyRecorder:
     """A policy wrapper that keeps (window centre, unit embedding) of every window it sees."""
 
     def __init__(self, policy):
@@ -259,95 +262,64 @@ def embedding_change(recorders, truths: list[Truth], window_s: float) -> tuple[n
     return np.array(across), np.array(within)
 
 
-# --- plots --------------------------------------------------------------------------------------
-
-def _text(img, s, xy, scale=0.45, colour=(0, 0, 0)):
-    cv2.putText(img, s, (int(xy[0]), int(xy[1])), FONT, scale, colour, 1, cv2.LINE_AA)
-
-
-class Axes:
-    """A plot box (left, top, right, bottom) mapping data (x, y) to pixels, x optionally log-scaled."""
-
-    def __init__(self, img, box, xlim, ylim, logx=False):
-        self.img, self.box, self.logx, (self.y0, self.y1) = img, box, logx, ylim
-        self.x0, self.x1 = (math.log10(x) if logx else x for x in xlim)
-
-    def px(self, x) -> int:
-        x = (math.log10(x) if self.logx else x) - self.x0
-        return int(round(self.box[0] + x / (self.x1 - self.x0) * (self.box[2] - self.box[0])))
-
-    def py(self, y) -> int:
-        return int(round(self.box[3] - (y - self.y0) / (self.y1 - self.y0) * (self.box[3] - self.box[1])))
-
-    def frame(self, xticks, yticks, xlabel, ylabel):
-        l, t, r, b = self.box
-        for x in xticks:
-            cv2.line(self.img, (self.px(x), t), (self.px(x), b), (230, 230, 230), 1)
-            _text(self.img, f"{x:g}", (self.px(x) - 10, b + 18))
-        for y in yticks:
-            cv2.line(self.img, (l, self.py(y)), (r, self.py(y)), (230, 230, 230), 1)
-            _text(self.img, f"{y:g}", (l - 55, self.py(y) + 5))
-        cv2.rectangle(self.img, (l, t), (r, b), (0, 0, 0), 1)
-        _text(self.img, xlabel, ((l + r) // 2 - 4 * len(xlabel), b + 42), 0.5)
-        _text(self.img, ylabel, (l, t - 10), 0.5)
-
+# --- plots (matplotlib, like every report) ---------------------------------------------------------
 
 def plot_curves(results: list[Result], target: float, path: Path, title: str, notes: dict) -> None:
-    img = np.full((640, 940, 3), 255, np.uint8)
-    ymax = max(0.1, float(np.ceil(max(r.quality for r in results) * 11)) / 10)
-    ax = Axes(img, (90, 80, 900, 560), (0.04, 2.5), (0.0, ymax), logx=True)
-    ax.frame([0.05, 0.1, 0.2, 0.35, 0.5, 1, 2], [round(v, 2) for v in np.linspace(0, ymax, 6)],
-             "average decode rate (Hz, log scale)", "CIDEr-D (each annotation vs the nearest decode)")
-    if math.isfinite(target):
-        for x in np.geomspace(0.04, 2.5, 60)[::2]:  # dashed: the quality of uniform 1 Hz
-            cv2.line(img, (ax.px(x), ax.py(target)), (ax.px(x * 1.035), ax.py(target)), (90, 90, 90), 1)
-    for k, name in enumerate(POLICY_NAMES):
+    """Caption quality against decode rate, one curve per policy, uniform 1 Hz quality dashed."""
+    fig, ax = plt.subplots(figsize=(9.4, 6.4), dpi=100)
+    for name in POLICY_NAMES:
         pts = sorted((r.rate_hz, r.quality) for r in results if r.policy == name and r.rate_hz > 0)
-        xy = np.array([(ax.px(min(max(x, 0.04), 2.5)), ax.py(y)) for x, y in pts], np.int32)
-        cv2.polylines(img, [xy], False, COLOURS[name], 2, cv2.LINE_AA)
-        for p in xy:
-            cv2.circle(img, (int(p[0]), int(p[1])), 4, COLOURS[name], -1, cv2.LINE_AA)
-        cv2.line(img, (110, 100 + 22 * k), (140, 100 + 22 * k), COLOURS[name], 3)
-        _text(img, f"{name} {notes.get(name, '')}", (148, 105 + 22 * k))
-    _text(img, "- - - quality of uniform 1 Hz", (110, 105 + 22 * 3), colour=(90, 90, 90))
-    _text(img, title, (90, 30), 0.55)
-    cv2.imwrite(str(path), img)
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", color=COLOURS[name], label=f"{name} {notes.get(name, '')}")
+    if math.isfinite(target):
+        ax.axhline(target, color="0.35", linestyle="--", linewidth=1, label="quality of uniform 1 Hz")
+    ax.set_xscale("log")
+    ax.set_xticks([0.05, 0.1, 0.2, 0.35, 0.5, 1, 2], labels=["0.05", "0.1", "0.2", "0.35", "0.5", "1", "2"])
+    ax.set_xlabel("average decode rate (Hz, log scale)")
+    ax.set_ylabel("CIDEr-D (each annotation vs the nearest decode)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def plot_timeline(windows, decodes: dict[str, list[tuple[float, float, str]]], truth: Truth,
                   path: Path, title: str, n_texts: int = 8) -> None:
     """Embedding change between consecutive windows, ground-truth boundaries, nuisance-only stretches,
     one row of decode ticks per policy, and the first `n_texts` texts of the last policy."""
-    img = np.full((520 + 28 * n_texts, 1800, 3), 255, np.uint8)
     change = [0.0] + [1 - float(a @ b) for (_, a), (_, b) in zip(windows, windows[1:], strict=False)]
-    ymax = max(1e-3, max(change) * 1.1)
-    ax = Axes(img, (150, 70, 1770, 300), (0.0, truth.duration), (0.0, ymax))
-    bottom = 320 + 35 * len(decodes)
-    for s, e, _ in truth.stretches:
-        cv2.rectangle(img, (ax.px(s), 70), (ax.px(e), bottom), (200, 230, 255), -1)
-    for b in truth.boundaries:
-        cv2.line(img, (ax.px(b), 70), (ax.px(b), bottom), (160, 160, 160), 1)
-    ax.frame(range(0, int(truth.duration) + 1, 10), [float(f'{v:.2g}') for v in np.linspace(0, ymax, 5)],
-             "", "embedding change between consecutive windows (1 - cos)")
-    pts = np.array([(ax.px(t), ax.py(c)) for (t, _), c in zip(windows, change, strict=True)], np.int32)
-    cv2.polylines(img, [pts], False, (60, 60, 60), 1, cv2.LINE_AA)
+    fig, (top, ticks) = plt.subplots(2, 1, figsize=(18, 5.2 + 0.28 * n_texts), dpi=100, sharex=True,
+                                     gridspec_kw={"height_ratios": [3, max(1, len(decodes))]})
+    for ax in (top, ticks):
+        for s, e, _ in truth.stretches:
+            ax.axvspan(s, e, color="#ffe6c8")
+        for b in truth.boundaries:
+            ax.axvline(b, color="0.65", linewidth=1)
+    top.plot([t for t, _ in windows], change, color="0.25", linewidth=1)
+    top.set_ylabel("embedding change\n(1 - cos, consecutive windows)")
+    top.set_title(title, fontsize=10)
     texts = []
     for k, (name, ds) in enumerate(decodes.items()):
-        y, policy = 335 + 35 * k, name.split(" ")[0]
-        _text(img, policy, (10, y + 5))
-        for j, (t, _, text) in enumerate(ds):
-            cv2.line(img, (ax.px(t), y - 12), (ax.px(t), y + 12), COLOURS[policy], 2)
-            if k == len(decodes) - 1 and j < n_texts:
-                _text(img, str(j + 1), (ax.px(t) - 4, y + 28), 0.4)
+        policy = name.split(" ")[0]
+        ticks.vlines([t for t, _, _ in ds], k - 0.35, k + 0.35, color=COLOURS[policy], linewidth=2)
+        if k == len(decodes) - 1:
+            for j, (t, _, text) in enumerate(ds[:n_texts]):
+                ticks.annotate(str(j + 1), (t, k + 0.4), fontsize=7, ha="center")
                 texts.append((j + 1, t, text))
-    _text(img, "time (s); grey lines: ground-truth boundaries; shaded: nuisance-only stretches; "
-               "ticks: decodes (numbered: texts below)", (150, bottom + 45), 0.5)
-    for i, (j, t, text) in enumerate(texts):
-        seg = next((c[0] for s, e, c in truth.segments if s <= t < e), "")
-        _text(img, f"[{j}] {list(decodes)[-1]} at {t:5.1f} s: {text!r}   (ground truth: {seg!r})",
-              (150, bottom + 80 + 28 * i), 0.5)
-    _text(img, title, (150, 30), 0.55)
-    cv2.imwrite(str(path), img)
+    ticks.set_yticks(range(len(decodes)), labels=[n.split(" ")[0] for n in decodes])
+    ticks.set_ylim(-0.6, len(decodes) - 0.2)
+    ticks.set_xlim(0, truth.duration)
+    ticks.set_xlabel("time (s); grey lines: ground-truth boundaries; shaded: nuisance-only stretches; "
+                     "ticks: decodes (numbered: texts below)")
+    lines = [f"[{j}] {list(decodes)[-1]} at {t:5.1f} s: {text!r}   (ground truth: "
+             f"{next((c[0] for s, e, c in truth.segments if s <= t < e), '')!r})" for j, t, text in texts]
+    fig.text(0.08, 0.01, "\n".join(lines), fontsize=8, va="bottom", family="monospace")
+    fig.tight_layout(rect=(0, 0.02 + 0.028 * len(lines), 1, 1))
+    fig.savefig(path)
+    plt.close(fig)
 
 
 # --- the experiment -------------------------------------------------------------------------------
@@ -382,7 +354,7 @@ def make_backend(cfg, weights: Path | None) -> PyTorchBackend:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m runtimes.selective", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m experiments.selective", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--preset", default="default", choices=list(PRESETS), help="model preset")
     p.add_argument("--checkpoint", type=Path, help="native .safetensors; none: the shipped weights")
@@ -400,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "settings (the policy's default setting is always added)")
     p.add_argument("--timeline-stream", type=int, default=0, help="stream drawn in timeline.png")
     p.add_argument("--data", type=Path, help="keep the stream videos here; none: a temporary folder")
-    p.add_argument("--out", type=Path, default=Path("docs/selective"), help="output folder")
+    p.add_argument("--out", type=Path, default=RUNS / "selective", help="output folder")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return p
 
@@ -443,14 +415,14 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.streams):
             bar.set_description(f"stream {i}")
             stream = sample_stream("test", i, seed=args.seed, minutes=args.minutes)
-            video_path, json_path = write_video(stream, data, RENDER_SIZE, RENDER_SIZE, "mp4")
+            video_path, json_path = write_video(stream, data, fmt="mp4")
             truths.append(Truth.from_json(json_path))
             frames = list(VideoFile(video_path))  # real decoded frames, read once for the whole sweep
             backend.clear()  # the cache lives for one stream: bounded memory
             for k, r in enumerate(results):
                 policy = make_policy(r.policy, **r.params)
                 if k == 0:  # keeps every window's embedding (timeline, embedding-change statistics)
-                    policy = Recorder(policy)
+                    policy = PolicyRecorder(policy)
                     recorders.append(policy)
                 decodes = []
                 summary = run_stream(frames, backend, cfg, query=CAPTION_QUERY, query_tokenizer=query_tok,
@@ -462,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[k].append((decodes, summary.stream_s))
                 bar.update()
     results = [score(r, rs, truths, window_s / 2) for r, rs in zip(results, runs, strict=True)]
-    command = shlex.join(["python", "-m", "runtimes.selective", *argv])
+    command = command_line("experiments.selective", argv)
     write_outputs(args, cfg, weights, results, runs, truths, recorders, command, machine, backend)
     print(f"\ndone in {time.perf_counter() - start:.0f} s; memoized calls: {backend.stats()}")
     return 0

@@ -5,7 +5,7 @@ error and SNR (dB). Task parity: top-1 label agreement (and top-k overlap) on he
 candidate's x_encoder -> predictor against the shipped label bank, and against a bank of its own
 Y-Encoder: what custom labels get) and decode-event
 agreement on a held-out stream (each side runs the streaming loop; events match when within one
-window period). Used by the exporters and by `python -m runtimes.parity`.
+window period). Used by the exporters and by `python -m runtimes.parity`. numpy only: no torch import.
 
 TOLERANCES is the one place the thresholds live; exporters write them into the manifest, and
 `failures` checks results against the manifest's copy.
@@ -94,7 +94,7 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
     own_bank_top1_agreement: the candidate ranks against a bank its own Y-Encoder built, which is
     what a device does with labels of its own (custom labels).
     `reference_margin_p10`: the 10th percentile of the reference's top-1 minus top-2 score; labels
-    closer than the quantization noise flip (DESIGN section 4)."""
+    closer than the quantization noise flip (docs/design.md, quantization)."""
     query_tok = component_tokenizer(cfg, "predictor")
     ids, mask = query_tok.encode(query, what="query")
     label_tok = component_tokenizer(cfg, "y_encoder")
@@ -122,7 +122,7 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
 
 
 @dataclass(frozen=True)
-class StreamRun:
+class StreamRecord:
     """One side's streaming loop over a video: its events and its window embeddings (n_windows, E)."""
 
     events: list[Event]
@@ -158,7 +158,7 @@ class _PredictorOutputs:
 
 
 def record_stream(backend, cfg: ModelConfig, video, query: str, stride: int = 2, policy: str = "online",
-                  params: dict | None = None, label_bank: LabelBank | None = None) -> StreamRun:
+                  params: dict | None = None, label_bank: LabelBank | None = None) -> StreamRecord:
     """Run the streaming loop on `video` with decode policy `policy` (`params`: its parameters) and,
     when given, a label bank (top-1 label per window)."""
     events: list[Event] = []
@@ -169,7 +169,7 @@ def record_stream(backend, cfg: ModelConfig, video, query: str, stride: int = 2,
                          policy=make_policy(policy, **(params or {})), stride=stride, label_bank=label_bank,
                          top_k=1, on_event=events.append)
     embeddings = np.array(recorder.rows, dtype=np.float32).reshape(len(recorder.rows), -1)  # (n_windows, E)
-    return StreamRun(events, embeddings, summary.error)
+    return StreamRecord(events, embeddings, summary.error)
 
 
 def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, stride: int = 2,
@@ -179,7 +179,7 @@ def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, 
     return event_agreement(ref.decodes, cand.decodes, stride / cfg.fps)
 
 
-def stream_label_agreement(ref: StreamRun, cand: StreamRun) -> dict[str, float]:
+def stream_label_agreement(ref: StreamRecord, cand: StreamRecord) -> dict[str, float]:
     """Share of stream windows with the same top-1 label, both sides ranking against one label bank
     (what a device does with the artifact's precomputed bank: only X-Encoder and Predictor differ)."""
     same = [a.topk[0][0] == b.topk[0][0] for a, b in zip(ref.windows, cand.windows, strict=True)]
