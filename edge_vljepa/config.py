@@ -276,7 +276,10 @@ class ModelConfig:
 
 
 # The predictor's captioning query: what the default model was trained to answer with a caption, the
-# streaming CLI's default query, and the query exporters calibrate and check parity with.
+# streaming CLI's default query, and the query exporters calibrate and check parity with. "happening"
+# is not in the world tokenizer: the model learnt this query as `[CLS] what is [UNK] ? [SEP]`. Any
+# other wording changes its token ids, i.e. asks the trained model a question it never saw, so the
+# text stays and runtimes.stream notes the [UNK] instead (a retrained model could use known words).
 CAPTION_QUERY = "what is happening?"
 # The captioning query and two of the world's questions: what the loop and VQA feed the predictor,
 # and so what int8 calibration and tensor parity record.

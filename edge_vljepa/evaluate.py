@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.config import PRESETS, ConfigError, ModelConfig, get_preset
 from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.data.world import (
@@ -378,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Without a command, runs `tasks`.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     tasks = commands.add_parser(
-        "tasks", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "tasks", formatter_class=HelpFormatter,
         help="classification, retrieval, VQA and captioning on test clips",
         description="Zero-shot classification, text-to-video retrieval, discriminative VQA and captioning "
                     "on deterministic test clips written as .mp4 and decoded with OpenCV.")

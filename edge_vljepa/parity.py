@@ -13,6 +13,7 @@ TOLERANCES is the one place the thresholds live; exporters write them into the m
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -67,21 +68,47 @@ def tensor_parity(reference, candidate, recorded: dict[str, list[dict]]) -> dict
     return report
 
 
-def latency_ms(reference, candidate, recorded: dict[str, list[dict]], runs: int = 20) -> dict[str, dict]:
-    """Median ms per method (after one warm-up) of both sides on the same input, measured side by side."""
-    out = {}
+def latency_ms(reference, candidate, recorded: dict[str, list[dict]], runs: int = 20) -> dict:
+    """Median ms per method of both sides on the same input (after one warm-up call each), their calls
+    interleaved so that whatever else the machine does slows both alike. The caller fixes one thread
+    count for both. `load_average`: the highest 1-minute load average seen during the measurement;
+    `reliable`: False when it exceeded the core count (other work shared the cores: figures from such
+    a run were 30x off)."""
+    sides = (("reference", reference), ("candidate", candidate))
+    out: dict = {}
+    load = os.getloadavg()[0]
     for method, calls in recorded.items():
-        times = {}
-        for side, backend in (("reference", reference), ("candidate", candidate)):
+        samples: dict[str, list[float]] = {side: [] for side, _ in sides}
+        for _, backend in sides:  # warm-up
             backend.run(method, calls[0])
-            samples = []
-            for _ in range(runs):
+        for _ in range(runs):
+            for side, backend in sides:
                 start = time.perf_counter()
                 backend.run(method, calls[0])
-                samples.append((time.perf_counter() - start) * 1e3)
-            times[side] = float(np.median(samples))
+                samples[side].append((time.perf_counter() - start) * 1e3)
+        times = {side: float(np.median(s)) for side, s in samples.items()}
         out[method] = {**times, "ratio": times["candidate"] / times["reference"]}
-    return out
+        load = max(load, os.getloadavg()[0])
+    return out | {"load_average": round(load, 2), "reliable": load <= (os.cpu_count() or 1)}
+
+
+def disagreements(ref_scores: np.ndarray, cand_scores: np.ndarray) -> dict:
+    """Top-1 disagreements of two sides' label scores (n windows, K labels; one shared bank), and how
+    many of them are near-ties: windows whose reference top-1/top-2 margin is below the measured
+    perturbation, the 90th percentile over windows of the largest |score difference| between the
+    sides. Labels that close flip with the ordinary noise of a precision, not with a broken model."""
+    ref_scores, cand_scores = np.asarray(ref_scores), np.asarray(cand_scores)
+    differ = ref_scores.argmax(axis=1) != cand_scores.argmax(axis=1)
+    top2 = np.sort(np.pad(ref_scores, ((0, 0), (1, 0)), constant_values=-np.inf), axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]  # inf for a single label
+    perturbation = float(np.percentile(np.abs(ref_scores - cand_scores).max(axis=1), 90))
+    return {"disagreements": int(differ.sum()), "near_ties": int((differ & (margin < perturbation)).sum()),
+            "perturbation": perturbation}
+
+
+def bank_scores(bank: LabelBank, embeddings) -> np.ndarray:
+    """Cosine scores (n, K) of embeddings (n, E) against every label of `bank`."""
+    return l2_normalize(np.asarray(embeddings).reshape(len(embeddings), -1)) @ bank.embeddings.T
 
 
 def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.ndarray], shipped: LabelBank,
@@ -109,7 +136,8 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
         return out
 
     own_bank = LabelBank.build(shipped.labels, candidate, label_tok, progress=label_progress)
-    ref_top = [shipped.topk(e, max(k, 2)) for e in embeddings(reference)]
+    ref_emb = embeddings(reference)
+    ref_top = [shipped.topk(e, max(k, 2)) for e in ref_emb]
     cand_emb = embeddings(candidate)
     cand_labels = [[label for label, _ in shipped.topk(e, k)] for e in cand_emb]
     own = [own_bank.topk(e, 1)[0][0] for e in cand_emb]
@@ -118,7 +146,8 @@ def label_agreement(reference, candidate, cfg: ModelConfig, windows: list[np.nda
     return {"windows": len(windows), "top1_agreement": float(np.mean([a[0] == b[0] for a, b, _ in pairs])),
             "k": k, "topk_overlap": float(np.mean([len(set(a) & set(b)) / k for a, b, _ in pairs])),
             "own_bank_top1_agreement": float(np.mean([a[0] == c for a, _, c in pairs])),
-            "reference_margin_p10": float(np.percentile([t[0][1] - t[1][1] for t in ref_top], 10))}
+            "reference_margin_p10": float(np.percentile([t[0][1] - t[1][1] for t in ref_top], 10)),
+            **disagreements(bank_scores(shipped, ref_emb), bank_scores(shipped, cand_emb))}
 
 
 @dataclass(frozen=True)
@@ -179,11 +208,15 @@ def decode_agreement(reference, candidate, cfg: ModelConfig, video, query: str, 
     return event_agreement(ref.decodes, cand.decodes, stride / cfg.fps)
 
 
-def stream_label_agreement(ref: StreamRecord, cand: StreamRecord) -> dict[str, float]:
+def stream_label_agreement(ref: StreamRecord, cand: StreamRecord, bank: LabelBank | None = None) -> dict:
     """Share of stream windows with the same top-1 label, both sides ranking against one label bank
-    (what a device does with the artifact's precomputed bank: only X-Encoder and Predictor differ)."""
+    (what a device does with the artifact's precomputed bank: only X-Encoder and Predictor differ);
+    with the bank, also its `disagreements`."""
     same = [a.topk[0][0] == b.topk[0][0] for a, b in zip(ref.windows, cand.windows, strict=True)]
-    return {"windows": len(same), "top1_agreement": float(np.mean(same)) if same else 1.0}
+    out = {"windows": len(same), "top1_agreement": float(np.mean(same)) if same else 1.0}
+    if bank is not None and same:
+        out |= disagreements(bank_scores(bank, ref.embeddings), bank_scores(bank, cand.embeddings))
+    return out
 
 
 def event_agreement(ref: list[tuple[float, str]], cand: list[tuple[float, str]],
@@ -224,7 +257,15 @@ def failures(quant: dict[str, str], tensors: dict[str, dict], tasks: dict[str, d
                 if bad:
                     out.append(f"{method}.{name} ({mode}): {metric} {m[metric]:.6g}, "
                                f"{'allowed at most' if metric == 'max_abs' else 'needs at least'} {bound}")
-    agreement = tasks.get("labels", {}).get("top1_agreement")
+    labels = tasks.get("labels", {})
+    agreement = labels.get("top1_agreement")
     if agreement is not None and agreement < task_tol["top1_agreement"]:
-        out.append(f"top-1 label agreement {agreement:.1%}, needs at least {task_tol['top1_agreement']:.0%}")
+        line = f"top-1 label agreement {agreement:.1%}"
+        if "windows" in labels:
+            line += f" on {labels['windows']} {labels.get('what', 'windows')}"
+        line += f", needs at least {task_tol['top1_agreement']:.0%}"
+        if labels.get("disagreements"):
+            line += (f" ({labels['near_ties']} of the {labels['disagreements']} disagreements are near-ties: "
+                     f"reference top-1/top-2 margin below the perturbation {labels['perturbation']:.4f})")
+        out.append(line)
     return out

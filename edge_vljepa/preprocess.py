@@ -54,6 +54,11 @@ def prepare_frame(frame: np.ndarray, img_size: int) -> np.ndarray:
     return resized[top:top + img_size, left:left + img_size]
 
 
+def crop_kept(height: int, width: int) -> float:
+    """The share of a frame's long side the centre crop keeps (1.0 for a square frame)."""
+    return min(height, width) / max(height, width, 1)
+
+
 def to_video_tensor(frames, spec: PreprocessSpec) -> np.ndarray:
     """T prepared frames (S, S, 3) uint8 -> normalised (1, 3, T, S, S) float32."""
     clip = np.stack(frames).astype(np.float32) / 255.0  # (T, S, S, 3)
@@ -115,6 +120,12 @@ class TextTokenizer:
     def ids(self, text: str) -> list[int]:
         """Token ids of `text` including the tokenizer's own special tokens, unpadded."""
         return self.tokenizer.encode(text).ids
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of `text` this tokenizer reads as [UNK]: the model sees none of their meaning."""
+        unk = self.tokenizer.token_to_id("[UNK]")
+        encoding = self.tokenizer.encode(text)
+        return [text[a:b] for i, (a, b) in zip(encoding.ids, encoding.offsets, strict=True) if i == unk]
 
     def encode(self, text: str, what: str = "text") -> tuple[np.ndarray, np.ndarray]:
         ids = self.ids(text)

@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, ModelConfig, get_preset
 from edge_vljepa.data.render import RENDER_SIZE, render_frame
 from edge_vljepa.data.world import (
@@ -537,7 +538,7 @@ def _switch(text: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m edge_vljepa.train", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m edge_vljepa.train", formatter_class=HelpFormatter,
         description="Train a VL-JEPA preset on the synthetic world's train split (bidirectional InfoNCE "
                     "on captions and answers, frozen MiniLM Y-Encoder, noisy-embedding Y-Decoder). "
                     "Settings left out on --resume are taken from the run's checkpoint.")

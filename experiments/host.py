@@ -7,16 +7,14 @@ for every runtime in the process.
 
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import time
 from pathlib import Path
 
 import torch
 
-from runtimes.backends.onnxruntime import OnnxRuntimeBackend
-
-TOOLS = ("edge-vljepa", "torch", "executorch", "onnxruntime", "numpy")
+from runtimes.artifact import tool_versions
+from runtimes.backends import set_threads  # noqa: F401  (here for the benchmarks, which import it from here)
 
 SIMD_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # what int8 and fp32 kernels use
 
@@ -42,29 +40,7 @@ def gpu_name() -> str | None:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else None
 
 
-def tool_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in TOOLS:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def describe() -> dict:
     """The machine and tools as a report's JSON records them."""
     return {"cpu": cpu_name(), "gpu": gpu_name(), "tools": tool_versions(),
             "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-
-
-def set_threads(n: int) -> None:
-    """One thread count for every runtime in this process: PyTorch, ExecuTorch's threadpool and the
-    ONNX Runtime sessions opened afterwards."""
-    torch.set_num_threads(n)
-    OnnxRuntimeBackend.threads = n
-    try:
-        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-        _unsafe_reset_threadpool(n)
-    except ImportError:
-        pass

@@ -37,11 +37,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.data.world import sample_stream
 from edge_vljepa.data.write import write_video
 from edge_vljepa.evaluate import cider_d
+from edge_vljepa.outputs import check_output_dir
 from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.streaming import DEFAULT_STRIDE, l2_normalize, make_policy, policy_defaults, run_stream
@@ -355,7 +357,7 @@ def make_backend(cfg, weights: Path | None) -> PyTorchBackend:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.selective", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--preset", default="default", choices=list(PRESETS), help="model preset")
     p.add_argument("--checkpoint", type=Path, help="native .safetensors; none: the shipped weights")
     p.add_argument("--random-weights", action="store_true", help="allow a preset without weights (tests)")
@@ -388,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"preset {cfg.name!r} has no shipped weights; pass --checkpoint PATH")
         if args.streams < 1 or args.minutes <= 0 or not 0 <= args.timeline_stream < args.streams:
             raise ValueError("need --streams >= 1, --minutes > 0, 0 <= --timeline-stream < --streams")
+        check_output_dir(args.out)  # before the sweep, not after it (OutputError is a ValueError)
         results = sweep(args)
         for r in results:
             make_policy(r.policy, **r.params)  # bad values fail before any work

@@ -7,14 +7,20 @@ quantization and delegate per component, tool versions, preprocessing spec, deco
 defaults, the parity tolerances and results.
 
 Exports are built in a temporary sibling directory and renamed into place at the end, so a
-failure half-way never leaves a directory that looks complete. Export writes only under --out.
+failure half-way never leaves a directory that looks complete. Export writes only under --out and
+beside it: `.NAME.lock` (an exclusive lock held for the export's whole life, so a second export to
+the same place fails at once instead of deleting the first one's result), `.NAME.partial-*` (the
+artifact being built), `.NAME.data-*` (calibration and parity videos) and, with --force,
+`.NAME.old-*` (the replaced artifact, deleted once the new one is in place). The next export to the
+same place removes what a killed one (SIGKILL, power loss) left of these and names it.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import errno
+import fcntl
 import json
-import platform
+import os
 import shutil
 import tempfile
 import time
@@ -27,23 +33,19 @@ from edge_vljepa.contract import build_contract
 from edge_vljepa.parity import TASK_TOLERANCES, TOLERANCES, label_progress
 from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, component_tokenizer, tokenizer_file
 from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults, run_checked
-from runtimes.artifact import FORMAT_VERSION, GOLDEN, LABEL_BANK, MANIFEST, file_sha256, path_size
-
-TOOLS = ("edge-vljepa", "torch", "executorch", "torchao", "onnx", "onnxruntime", "coremltools", "numpy")
+from runtimes.artifact import (
+    FORMAT_VERSION,
+    GOLDEN,
+    LABEL_BANK,
+    MANIFEST,
+    file_sha256,
+    path_size,
+    tool_versions,
+)
 
 
 class ExportError(RuntimeError):
     """An export that cannot be done as asked; the message says why and what to do instead."""
-
-
-def tool_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for name in TOOLS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -55,15 +57,76 @@ def check_out_dir(out: Path, force: bool) -> None:
                           "to replace it")
 
 
+LEFTOVERS = ("partial", "data", "old")  # .NAME.KIND-* beside --out: what an export creates there
+
+
+class OutLock:
+    """An exclusive, non-blocking lock on an export's --out (fcntl.flock on `.NAME.lock` beside it),
+    held from before the first expensive step to the final rename. Taking it removes the leftovers
+    of a killed export to the same place (`cleaned` lists them): with the lock held, no live export
+    owns them. A context manager; `release` deletes the lock file."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.path = self.out.parent / f".{self.out.name}.lock"
+        self.fd: int | None = None
+        self.cleaned: list[Path] = []
+
+    def acquire(self) -> OutLock:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:  # released and deleted meanwhile
+                raise BlockingIOError(errno.EAGAIN, "lock file replaced")
+        except OSError as e:
+            os.close(fd)
+            if isinstance(e, BlockingIOError) or e.errno in (errno.EAGAIN, errno.EACCES, errno.ENOENT):
+                raise ExportError(f"another export to {self.out} is running (it holds {self.path}); wait "
+                                  "for it to finish or choose another --out") from None
+            raise
+        self.fd = fd
+        parent, name = self.out.parent, self.out.name
+        self.cleaned = [p for kind in LEFTOVERS for p in sorted(parent.glob(f".{name}.{kind}-*"))]
+        for leftover in self.cleaned:
+            shutil.rmtree(leftover, ignore_errors=True)
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # while still held: a waiting export sees a new file
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> OutLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def user_mode(directory: Path) -> None:
+    """Give a directory made by tempfile (mode 0700) the permissions of the user's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+
+
 class ArtifactBuilder:
     """Collects files in a temporary directory next to `out`; `commit()` writes the manifest and
-    renames the directory into place. Used as a context manager: an exception discards everything."""
+    renames the directory into place. Used as a context manager: an exception discards everything.
+    `lock`: the OutLock the caller took on `out` before its first expensive step; without one, the
+    builder takes it. `scratch`: a folder beside `out` for temporary data, removed at exit."""
 
-    def __init__(self, out: Path, force: bool, target: str, cfg: ModelConfig, checkpoint: str | None):
+    def __init__(self, out: Path, force: bool, target: str, cfg: ModelConfig, checkpoint: str | None,
+                 lock: OutLock | None = None):
         check_out_dir(out, force)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.out, self.cfg = out, cfg
+        self.own_lock = lock is None
+        self.lock = lock if lock is not None else OutLock(out).acquire()
+        self.out, self.cfg, self.force = out, cfg, force
         self.dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        user_mode(self.dir)
+        self.scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.data-", dir=out.parent))
         contract = build_contract(cfg)
         self.manifest: dict = {
             "format_version": FORMAT_VERSION,
@@ -85,8 +148,11 @@ class ArtifactBuilder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
         if exc_type is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self.own_lock:
+            self.lock.release()
 
     def path(self, name: str) -> Path:
         return self.dir / name
@@ -150,10 +216,22 @@ class ArtifactBuilder:
         (self.dir / MANIFEST).write_text(json.dumps(self.manifest, indent=1) + "\n")
 
     def commit(self) -> Path:
-        """Write the final manifest and move the directory to `out` (replacing it with --force)."""
+        """Write the final manifest and move the directory to `out`. What is at `out` now is checked
+        again (something may have appeared since the start): an empty directory is replaced; another
+        one only with --force, moved aside first and deleted once the new artifact is in place."""
         self.write_manifest()
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        self.dir.rename(self.out)
+        old = None
+        if self.out.exists() and self.force:
+            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+            self.out.rename(old / self.out.name)
+        try:
+            self.dir.rename(self.out)  # replaces an empty directory, never a non-empty one
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise
+            raise ExportError(f"--out {self.out} appeared during the export and is not empty; it was left "
+                              "as it is (pass --force to replace it)") from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
         return self.out
 

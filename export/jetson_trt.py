@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.parity import compare
 from runtimes.artifact import Artifact, ArtifactError, file_output_names
 
@@ -157,7 +158,7 @@ def parity(artifact: Artifact, steps: list[dict]) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m export.jetson_trt",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                formatter_class=HelpFormatter,
                                 description="Build TensorRT engines from an export.to_onnx artifact with "
                                             "trtexec and check them against the artifact's golden outputs "
                                             "(on a Jetson).")

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edge_vljepa.cli import HelpFormatter, exits_quietly_on_interrupt, quiet_known_library_noise
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
 from edge_vljepa.contract import MethodSpec, build_contract
 from edge_vljepa.data.video import VideoError
@@ -47,12 +50,18 @@ from edge_vljepa.preprocess import TextTooLongError
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.recording import clip_windows, loop_calls, parity_inputs, record_inputs, reference_components
 from edge_vljepa.weights import CheckpointError
-from export.artifact import ArtifactBuilder, ExportError, check_out_dir
+from export.artifact import ArtifactBuilder, ExportError, OutLock, check_out_dir
 from export.calibration import stream_file, video_files
 from export.reference import default_labels, reference_backend, with_tokenizers
 from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
+from runtimes.backends import set_threads
+from runtimes.backends.onnxruntime import OnnxRuntimeBackend
 
+quiet_known_library_noise()  # before a converter imports torchao
 MAX_CALIBRATION_CALLS = 32  # per method, evenly spread over the recorded calls (e.g. 672 labels)
+# threads of both sides while the latency table is measured: one fixed count, the same for both
+LATENCY_THREADS = min(4, os.cpu_count() or 1)
+INSTALL_EXPORT = 'pip install -e ".[export]"'
 
 
 class Target:
@@ -63,6 +72,7 @@ class Target:
     description: str  # --help
     runtime: str  # what parity runs through on this host, for the report
     quant_modes: tuple[str, ...]
+    requires: tuple[str, ...] = ()  # the converter's modules, checked before any work (INSTALL_EXPORT)
     columns: tuple[str, ...] = ()  # target-specific columns of the summary table
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -158,9 +168,20 @@ def parse_tokenizers(items: list[str]) -> dict[str, str]:
     return files
 
 
+def check_requirements(target: Target) -> None:
+    """Import the target's converter modules first: a missing one is one line naming the pip command,
+    not a bare ModuleNotFoundError after a minute of work."""
+    for module in target.requires:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ExportError(f"{module} is not installed; the {target.name} exporter needs it: "
+                              f"{INSTALL_EXPORT}") from None
+
+
 def build_parser(target: Target) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=target.prog, description=target.description,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--preset", default="default", choices=list(PRESETS), help="model preset")
     p.add_argument("--checkpoint", type=Path, help="native .safetensors (default: the preset's shipped "
                                                     "weights if any, else random weights)")
@@ -198,11 +219,26 @@ def _terminated(signum, frame):
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C: the partial artifact directory is removed
 
 
+@exits_quietly_on_interrupt
 def main(target: Target, argv=None) -> int:
     args = build_parser(target).parse_args(argv)
     signal.signal(signal.SIGTERM, _terminated)
+    try:
+        check_requirements(target)
+    except ExportError as e:
+        return error(e)
     if args.parity_only is not None:
         return parity_only(target, args)
+    lock = OutLock(args.out) if args.out is not None else None
+    try:
+        return export(target, args, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def export(target: Target, args, lock: OutLock | None) -> int:
+    """Steps 1-6 of the module docstring; `lock` (on --out) is taken before the reference loads."""
     try:
         cfg = get_preset(args.preset)
         overrides = parse_overrides(args.quant_component, target.quant_modes)
@@ -217,6 +253,7 @@ def main(target: Target, argv=None) -> int:
         if args.out is None:
             raise ExportError("--out is required (the artifact directory to create)")
         check_out_dir(args.out, args.force)
+        lock.acquire()
         files = parse_tokenizers(args.tokenizer)
         random_weights = args.checkpoint is None and shipped_checkpoint(cfg.name) is None
         cfg, tokenizer_notes = with_tokenizers(cfg, files, random_weights)
@@ -229,14 +266,15 @@ def main(target: Target, argv=None) -> int:
     print(f"target      {target.describe(args)}")
     print("precision   " + ", ".join(f"{c} {q}" for c, q in quant.items()))
     print(f"out         {args.out}")
+    for leftover in lock.cleaned:
+        print(f"cleaned     {leftover} (left by an interrupted export)")
     for note in tokenizer_notes:
         print(f"note        {note}")
     start = time.perf_counter()
     labels = default_labels(cfg)
     try:
-        with tempfile.TemporaryDirectory(prefix="edge-vljepa-data-") as tmp, \
-                ArtifactBuilder(args.out, args.force, target.name, cfg, checkpoint) as art:
-            tmp = Path(tmp)
+        with ArtifactBuilder(args.out, args.force, target.name, cfg, checkpoint, lock=lock) as art:
+            tmp = art.scratch
             print("data        recording calibration inputs (real decoded frames)...", flush=True)
             n = args.calibration_windows
             videos = video_files(args.calibration, cfg, "validation", n, tmp / "calibration")
@@ -276,8 +314,20 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
         return {"status": "skipped (--no-parity)"}, []
     if unavailable:
         return {"status": unavailable}, []
-    cfg = reference.cfg
     print(f"parity      held-out clips and a held-out stream through {target.runtime}...", flush=True)
+    threads = torch.get_num_threads()
+    set_threads(LATENCY_THREADS)  # both sides alike, whatever each runtime's default; before any session
+    try:
+        return _run_parity(target, directory, reference, labels, quant, args, tmp)
+    finally:
+        set_threads(threads)
+        OnnxRuntimeBackend.threads = None  # sessions opened later: ONNX Runtime's default again
+
+
+def _run_parity(target: Target, directory: Path, reference, labels: list[str], quant: dict[str, str], args,
+                tmp: Path) -> tuple[dict, list[str]]:
+    """run_parity's measurements, with the thread count fixed."""
+    cfg = reference.cfg
     artifact = Artifact(directory)
     candidate = target.backend(artifact)
     whole = set(quant) == set(COMPONENTS)
@@ -296,7 +346,7 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
                                                    CAPTION_QUERY)}
     failed = failures(quant, tensors, tasks, contract)
     return {"status": "fail" if failed else "pass", "host": target.runtime, "tensors": tensors,
-            "latency_ms": {"threads": torch.get_num_threads(), **latency}, "tasks": tasks,
+            "latency_ms": {"threads": LATENCY_THREADS, **latency}, "tasks": tasks,
             "failures": failed}, failed
 
 
@@ -364,10 +414,15 @@ def print_summary(target: Target, out: Path, manifest: dict, seconds: float) -> 
             print(f"  {line}")
     latency = parity.get("latency_ms", {})
     if latency:
-        print(f"\nmedian latency, ms ({latency['threads']} threads; eager PyTorch fp32 in the same run)")
+        print(f"\nmedian latency, ms ({latency['threads']} threads each; eager PyTorch fp32 in the same run, "
+              "calls interleaved)")
+        if latency.get("reliable") is False:
+            print(f"UNRELIABLE: the load average reached {latency['load_average']:.1f} on "
+                  f"{os.cpu_count()} cores while measuring; for figures, run python -m experiments.bench "
+                  "artifacts on an idle machine")
         print(f"{'method':<20}{target.name:>12}{'eager':>10}{'ratio':>8}")
         for method, t in latency.items():
-            if method != "threads":
+            if isinstance(t, dict):
                 print(f"{method:<20}{t['candidate']:>12.2f}{t['reference']:>10.2f}{t['ratio']:>8.2f}")
     if parity.get("tasks") == {}:
         print("tasks       not run: labels and decode events need all four components")

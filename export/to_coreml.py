@@ -112,6 +112,7 @@ class CoreMLTarget(pipeline.Target):
                    "(--parity-only), Core ML cannot execute on Linux.")
     runtime = "Core ML (coremltools predict, macOS)"
     quant_modes = QUANT_MODES
+    requires = ("coremltools",)
     columns = ("ops",)
 
     def add_arguments(self, parser) -> None:
@@ -119,10 +120,6 @@ class CoreMLTarget(pipeline.Target):
                                                                      "op set); palettize4 needs 18")
 
     def check(self, args, quant: dict[str, str]) -> None:
-        try:
-            import coremltools  # noqa: F401
-        except ImportError:
-            raise ExportError("coremltools is not installed: pip install -e '.[export]'") from None
         if args.ios == "17" and "palettize4" in quant.values():
             raise ExportError("palettize4 uses per-grouped-channel look-up tables, an iOS 18 op set: pass "
                               "--ios 18 (or use int8-weights for iOS 17)")

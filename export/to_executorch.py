@@ -119,6 +119,7 @@ class ExecuTorchTarget(pipeline.Target):
                    "self-describing artifact directory with a parity report against PyTorch.")
     runtime = "executorch.runtime (python)"
     quant_modes = QUANT_MODES
+    requires = ("executorch", "torchao")  # the lowering and the quantizers
     columns = ("delegated", "portable")
 
     def add_arguments(self, parser) -> None:

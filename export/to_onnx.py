@@ -215,6 +215,7 @@ class OnnxTarget(pipeline.Target):
                    "report against PyTorch through ONNX Runtime.")
     runtime = "onnxruntime (python, CPUExecutionProvider)"
     quant_modes = QUANT_MODES
+    requires = ("onnx", "onnxscript", "onnxruntime")  # torch.onnx's exporter needs onnxscript
     columns = ("nodes", "quantized", "ort MB")
 
     def add_arguments(self, parser) -> None:
@@ -224,11 +225,6 @@ class OnnxTarget(pipeline.Target):
                             help="skip the mobile .ort files and required_operators.config")
 
     def check(self, args, quant: dict[str, str]) -> None:
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError as e:
-            raise ExportError(f"{e.name} is not installed: pip install -e '.[export]'") from None
         if not 17 <= args.opset <= 21:
             raise ExportError(f"--opset {args.opset}: choose 17..21 (QDQ per-channel needs >= 13, the "
                               "exporter emits >= 17; TensorRT 10 parses up to 21)")

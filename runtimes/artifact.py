@@ -18,7 +18,9 @@ every file inside (relative path and content), so a changed, added or removed fi
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
+import platform
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,21 @@ MANIFEST = "manifest.json"
 FORMAT_VERSION = 1  # manifest "format_version"; a reader refuses any other
 LABEL_BANK = "label_bank.npz"  # labels (N,) str, embeddings (N, E) f32: the reference Y-Encoder's bank
 GOLDEN = "golden.npz"  # "METHOD.in.TENSOR" / "METHOD.out.TENSOR": one recorded call per method
+
+
+TOOLS = ("edge-vljepa", "torch", "executorch", "torchao", "onnx", "onnxruntime", "coremltools", "numpy")
+
+
+def tool_versions() -> dict[str, str]:
+    """The manifest's "tools": the versions that made an artifact (a native ExecuTorch reader refuses a
+    .pte of another executorch version); reports record the same."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in TOOLS:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
 
 
 def component_file(component: str, suffix: str) -> str:

@@ -15,9 +15,7 @@ otherwise), then the summary: windows/s, real-time factor, decodes per minute, p
 peak RSS. The loop itself is edge_vljepa.streaming.run_stream, the same on every backend; this CLI
 only wires a source, a backend, tokenizers, a label bank and a decode policy to it.
 
-Exit status: 0 on success, 1 when the source broke mid-stream (the events before the break are
-kept, in the terminal and in --events), 2 for bad input, including an artifact that cannot be used
-(one line on stderr, no traceback; events already written are kept).
+Exit status: see EXIT_STATUS (also in --help).
 """
 
 from __future__ import annotations
@@ -29,10 +27,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_vljepa.cli import HelpFormatter, exits_quietly_on_interrupt
 from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, ModelConfig, get_preset
 from edge_vljepa.contract import ContractError, build_contract
 from edge_vljepa.data.video import Camera, VideoError, VideoFile
-from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, TextTokenizer, component_tokenizer
+from edge_vljepa.outputs import OutputError, check_output_file
+from edge_vljepa.preprocess import (
+    TEXT_COMPONENTS,
+    PreprocessSpec,
+    TextTokenizer,
+    component_tokenizer,
+    crop_kept,
+)
 from edge_vljepa.streaming import (
     DEFAULT_POLICY,
     DEFAULT_STRIDE,
@@ -48,17 +54,25 @@ from edge_vljepa.streaming import (
 from edge_vljepa.weights import CheckpointError
 from runtimes.artifact import Artifact, ArtifactError
 from runtimes.backends import open_backend
+from runtimes.label_banks import artifact_weights_id, cached_bank, reference_weights_id
 from runtimes.memory import FirstCallMemory, peak_rss_mb
 
 DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "edge_vljepa" / "assets" / "default" / "labels.txt"
 # decode-policy parameter -> the flag (argparse dest) that sets it
 PARAM_FLAGS = {"every_s": "every", "rate_hz": "rate", "n_segments": "segments", "threshold": "threshold",
                "confirm": "confirm", "min_interval_s": "min_interval", "max_interval_s": "max_interval"}
+EXIT_STATUS = """exit status: 0 on success; 1 when the source broke mid-stream (the events before
+the break are kept, in the terminal and in --events); 2 for bad input, including an artifact that
+cannot be used and an output path that cannot or must not be written (one line on stderr, no
+traceback, checked before any work; events already written are kept); 3 when the stream ended
+before its first window (a video shorter than one window: nothing to report); 130 when
+interrupted while starting."""
+NO_WINDOW = 3  # exit status: the stream ended before its first window
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m runtimes.stream", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m runtimes.stream", formatter_class=HelpFormatter, epilog=EXIT_STATUS,
         description="Run the VL-JEPA streaming loop: every window of frames becomes an embedding "
                     "(X-Encoder + Predictor), ranked against a label bank; the decode policy decides "
                     "when the Y-Decoder turns the embedding stream into text. Runs the PyTorch reference, "
@@ -94,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-interval", type=float, default=online["min_interval_s"],
                    help="online: minimum seconds between decodes")
     p.add_argument("--max-interval", type=float, help="online: force a decode after this many seconds")
-    p.add_argument("--events", type=Path, help="write events as JSON lines here (flushed per event)")
+    p.add_argument("--events", type=Path, help="write events as JSON lines here (flushed per event); never "
+                                               "an input, and an existing file only with --force")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --events file")
     p.add_argument("--quiet", action="store_true", help="show decode events only, no window status")
     p.add_argument("--refresh", type=float, default=1.0,
                    help="when the output is not a terminal: seconds between window status lines")
@@ -115,17 +131,59 @@ def policy_params(args: argparse.Namespace) -> dict:
         return {}  # make_policy names the valid ones
     params = {p: getattr(args, PARAM_FLAGS[p]) for p in policy_defaults(args.policy)}
     if args.policy == "offline_segments":  # exactly one of them; --segments overrides --rate
-        params.pop("rate_hz" if args.segments else "n_segments")
+        params.pop("rate_hz" if args.segments is not None else "n_segments")
     return params
 
 
 def read_labels(path: Path) -> list[str]:
+    if path.is_dir():
+        raise FileNotFoundError(f"--labels {path} is a directory; give a label file (one label per line)")
     if not path.is_file():
         raise FileNotFoundError(f"label file not found: {path}")
-    labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"label file {path} is not UTF-8 (byte {e.object[e.start]:#x} at offset {e.start}); "
+                         f"convert it, e.g. iconv -f latin1 -t utf-8 {path}") from None
+    labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:
         raise ValueError(f"label file {path} has no labels (one per line)")
     return labels
+
+
+def query_text(tokenizer: TextTokenizer, query: str) -> str:
+    """The query for the settings line; the default one says which of its words read as [UNK]."""
+    unknown = tokenizer.unknown_words(query)
+    if unknown and query == CAPTION_QUERY:  # the trained query: other words would change its token ids
+        return (f"{query!r} ({', '.join(map(repr, unknown))} reads as [UNK], as the model was trained with "
+                "it)")
+    return repr(query)
+
+
+def vocabulary_warnings(tokenizers: dict[str, TextTokenizer], query: str, labels: list[str]) -> list[str]:
+    """Lines for stderr about words the model reads as [UNK] (it sees nothing of their meaning)."""
+    lines = []
+    unknown = tokenizers["predictor"].unknown_words(query)
+    if unknown and query != CAPTION_QUERY:
+        lines.append("warning: the query has words the predictor does not know: "
+                     f"{', '.join(map(repr, unknown))} (each reads as [UNK]); its words: "
+                     "python -m edge_vljepa.data vocab")
+    bad = [(label, words) for label in labels if (words := tokenizers["y_encoder"].unknown_words(label))]
+    if bad:
+        shown = "; ".join(f"{', '.join(map(repr, words))} in {label!r}" for label, words in bad[:3])
+        lines.append(f"warning: {len(bad)} label(s) have words the Y-Encoder reads as [UNK]: {shown}"
+                     + (" ..." if len(bad) > 3 else ""))
+    return lines
+
+
+def crop_note(width: int, height: int) -> str | None:
+    """A warning when the centre crop keeps less than half of a frame's width or height."""
+    kept = crop_kept(height, width)
+    if kept >= 0.5:
+        return None
+    side = "width" if width > height else "height"
+    return (f"warning: frames are {width}x{height}; the centre crop keeps {kept:.0%} of each frame's {side} "
+            "(the model sees a square)")
 
 
 @dataclass
@@ -154,7 +212,8 @@ def reference_model(args) -> Model:
     if args.threads:
         torch.set_num_threads(args.threads)
     backend = PyTorchBackend(cfg, checkpoint=str(args.checkpoint) if args.checkpoint else None)
-    bank = LabelBank.build(labels, backend, tokenizers["y_encoder"]) if labels else None
+    bank = (cached_bank(labels, backend, tokenizers["y_encoder"], reference_weights_id(backend))
+            if labels else None)
     return Model(cfg, backend, tokenizers, bank, f"{len(labels)} from {labels_path}" if labels else "none",
                  PreprocessSpec.from_config(cfg),
                  f"preset {cfg.name}, backend pytorch, weights: {backend.weights}", lazy_decoder=False)
@@ -171,7 +230,8 @@ def artifact_model(args, artifact: Artifact) -> Model:
     labels = read_labels(args.labels) if args.labels else None
     backend = open_backend(artifact)
     if labels:
-        bank, labels_from = LabelBank.build(labels, backend, tokenizers["y_encoder"]), f"from {args.labels}"
+        bank = cached_bank(labels, backend, tokenizers["y_encoder"], artifact_weights_id(artifact))
+        labels_from = f"from {args.labels}"
     else:
         bank, labels_from = artifact.label_bank(), "from the artifact's label bank"
     quant = ", ".join(f"{c} {i.get('quant', '?')}" for c, i in artifact.manifest["components"].items())
@@ -228,10 +288,14 @@ class LiveView:
             self.status_shown = False
 
 
+@exits_quietly_on_interrupt
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.events is not None:  # before any work: never the input, never silently overwritten
+            check_output_file(args.events, inputs=[args.video, args.labels], force=args.force,
+                              flag="--events")
         artifact = open_artifact(args) if args.artifacts else None
         if artifact is not None:
             parser.set_defaults(**artifact_defaults(artifact))
@@ -242,7 +306,7 @@ def main(argv=None) -> int:
         source = VideoFile(args.video) if args.video else Camera(args.camera)
         model = artifact_model(args, artifact) if artifact is not None else reference_model(args)
     except (ArtifactError, ConfigError, CheckpointError, ContractError, VideoError, PolicyError,
-            FileNotFoundError, ValueError) as e:
+            FileNotFoundError, ValueError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -253,12 +317,17 @@ def main(argv=None) -> int:
               f"{source.frame_count} frames)")
     else:
         print(f"source    camera {args.camera} (live)")
-    print(f"windows   {spec.num_frames} frames at {spec.fps:g} fps = {spec.num_frames / spec.fps:g} s, "
+    window_s = spec.num_frames / spec.fps
+    print(f"windows   {spec.num_frames} frames at {spec.fps:g} fps = {window_s:g} s, "
           f"every {args.stride / spec.fps:g} s; {spec.img_size} px")
-    print(f"query     {args.query!r}")
+    print(f"query     {query_text(model.tokenizers['predictor'], args.query)}")
     print(f"labels    {model.labels_from}")
     print(f"policy    {args.policy} {policy_params(args)}")
     print()
+    notes = vocabulary_warnings(model.tokenizers, args.query, model.bank.labels if args.labels else [])
+    for line in [*notes, crop_note(source.width, source.height)]:
+        if line:
+            print(line, file=sys.stderr)
 
     backend = FirstCallMemory(model.backend)
     view = LiveView(quiet=args.quiet, every_s=args.refresh)
@@ -293,7 +362,13 @@ def main(argv=None) -> int:
     print(f"memory       peak RSS {peak_rss_mb():.1f} MB; y_decoder {decoder}: {backend.format()}")
     if args.events:
         print(f"events    {args.events}")
-    return 1 if summary.error else 0
+    if summary.error:
+        return 1
+    if summary.windows == 0 and not summary.interrupted:
+        print(f"warning: the video is shorter than one window of {window_s:g} s ({spec.num_frames} frames at "
+              f"{spec.fps:g} fps): no window, nothing to report", file=sys.stderr)
+        return NO_WINDOW
+    return 0
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.config import CAPTION_QUERY, get_preset
 from edge_vljepa.contract import build_contract
 from edge_vljepa.data.world import sample_clip
@@ -102,7 +103,7 @@ def minmax_quantizer(dynamic: bool, names: list[str]):
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--windows", type=int, default=200, help="held-out validation windows")
     p.add_argument("--calibration-windows", type=int, default=16, help="as the exporter's default")
     p.add_argument("--variants", nargs="+", metavar="NAME", choices=VARIANTS,

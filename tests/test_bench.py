@@ -75,3 +75,10 @@ def test_artifacts_report_has_every_section(tiny_fp32_artifact, tiny_onnx_fp32_a
 def test_artifacts_command_refuses_a_directory_that_is_not_an_artifact(tmp_path, capsys):
     assert bench.main(["artifacts", "--artifacts", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "manifest.json not found" in capsys.readouterr().err
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_measurement(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert bench.main(["artifacts", "--artifacts", str(tmp_path), "--out", str(tmp_path / "file" / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out: ") and "is a file, not a folder" in err

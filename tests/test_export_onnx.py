@@ -74,7 +74,7 @@ def test_fp32_files_pass_the_checker_and_match_eager_for_every_method(fp32):
     assert m["parity"]["status"] == "pass" and m["tolerances"]["tensor"] == {"fp32": TOLERANCES["fp32"]}
     assert m["parity"]["tasks"]["labels"]["top1_agreement"] >= 0.95
     assert m["parity"]["tasks"]["decode_events"]["f1"] >= 0.95
-    assert set(m["parity"]["latency_ms"]) == {"threads", *CONTRACT.methods}
+    assert set(m["parity"]["latency_ms"]) == {"threads", "load_average", "reliable", *CONTRACT.methods}
 
 
 def test_golden_self_test_in_onnx_and_mobile_ort_formats(fp32):

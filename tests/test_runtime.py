@@ -265,8 +265,9 @@ def test_parity_of_the_fp32_artifact_passes_with_a_report(capsys, tmp_path, arti
     assert result["status"] == "pass" and result["failures"] == []
     assert set(result["tensors"]) == set(build_contract(CFG).methods)
     assert all(m["max_abs"] <= 1e-4 for r in result["tensors"].values() for m in r["outputs"].values())
-    assert result["tasks"]["stream_labels"] == {"windows": len(result["timelines"]["artifact"]["time"]),
-                                                "top1_agreement": 1.0}
+    assert result["tasks"]["stream_labels"] | {"windows": len(result["timelines"]["artifact"]["time"]),
+                                               "top1_agreement": 1.0, "disagreements": 0, "near_ties": 0} \
+        == result["tasks"]["stream_labels"]
     decodes = result["tasks"]["decode_events"]
     assert decodes["reference_decodes"] == decodes["candidate_decodes"] >= 1 and decodes["mean_offset_s"] == 0
     timelines = result["timelines"]
@@ -348,3 +349,47 @@ def test_reader_reads_the_golden_file_by_method(artifact):
     for method, sides in golden.items():
         assert set(sides["in"]) == {t.name for t in spec[method].inputs}
         assert set(sides["out"]) == {t.name for t in spec[method].outputs}
+
+
+# --- faults a new user hit (issue 22) --------------------------------------------------------------
+
+def test_parity_out_is_checked_before_any_work_and_never_overwritten(capsys, tmp_path, artifact, video,
+                                                                      monkeypatch):
+    monkeypatch.setattr(parity, "open_reference", lambda *a: pytest.fail("the reference was loaded"))
+    (tmp_path / "file").write_text("x")
+    code, _, err = run(capsys, parity, "--artifacts", artifact, "--video", video, "--out", tmp_path / "file")
+    assert_one_line_error(code, err, "is a file, not a folder")
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "parity.json").write_text("{}")
+    code, _, err = run(capsys, parity, "--artifacts", artifact, "--video", video, "--out", report)
+    assert_one_line_error(code, err, "already holds parity.json; choose another folder or pass --force")
+    assert (report / "parity.json").read_text() == "{}"
+
+
+def test_parity_verdict_puts_decodes_first_and_names_its_windows_and_near_ties(capsys, tmp_path, artifact,
+                                                                                 video, labels):
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(build_model(CFG, seed=5), other, CFG)
+    code, out, _ = run(capsys, parity, "--artifacts", artifact, "--video", video, "--labels", labels,
+                       "--checkpoint", other, "--out", tmp_path / "report")  # default --windows: 100
+    assert code == 1
+    assert out.index("decodes     ") < out.index("labels      top-1")
+    result = json.loads((tmp_path / "report" / "parity.json").read_text())
+    stream_windows = result["tasks"]["stream_labels"]["windows"]
+    assert result["tasks"]["labels"]["windows"] < 100 < stream_windows or stream_windows < 100
+    assert result["label_verdict"] == "stream_labels"  # fewer than 100 non-overlapping windows: all of them
+    assert re.search(rf"top-1 label agreement [\d.]+% on {stream_windows} stream windows", out)
+    assert "near-ties" in out
+
+
+def test_near_ties_are_disagreements_within_the_measured_perturbation():
+    from edge_vljepa.parity import disagreements, failures
+    ref = np.array([[0.50, 0.49, 0.1], [0.9, 0.1, 0.0], [0.8, 0.2, 0.1], [0.9, 0.0, 0.0]])
+    cand = ref + np.array([[-0.01, 0.01, 0], [0, 0, 0], [0, 0, 0], [-0.5, 0.5, 0]])
+    found = disagreements(ref, cand)
+    assert found["disagreements"] == 2 and found["near_ties"] == 1
+    tasks = {"labels": {"windows": 4, "top1_agreement": 0.5, **found}}
+    [line] = failures({}, {}, tasks, None)
+    assert line.startswith("top-1 label agreement 50.0% on 4 windows, needs at least 95%")
+    assert "1 of the 2 disagreements are near-ties" in line

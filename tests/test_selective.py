@@ -173,3 +173,10 @@ def test_cli_smoke_writes_the_table_and_plots(tmp_path, capsys):
 def test_cli_refuses_a_preset_without_weights(capsys):
     assert main(["--preset", "tiny", "--streams", "1"]) == 2
     assert "no shipped weights" in capsys.readouterr().err
+
+
+def test_cli_refuses_an_out_that_is_a_file_before_the_sweep(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out = str(tmp_path / "file")
+    assert main(["--preset", "tiny", "--random-weights", "--streams", "1", "--out", out]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

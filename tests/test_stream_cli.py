@@ -136,3 +136,157 @@ def test_live_view_redraws_one_status_line_on_a_terminal():
     assert status.endswith("\r\x1b[K   15.00s  red circle 0.90")
     assert decode_text.strip() == ">> 'a red circle'"
     assert status_after.count("\r") == 20 and status_after.endswith("\r\x1b[K")  # 19 windows, cleared
+
+
+# --- faults a new user hit (issue 22) --------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def label_cache(tmp_path, monkeypatch):
+    """Every test gets its own label-bank cache (runtimes.label_banks), never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def one_error_line(code, err, message, status=2):
+    assert code == status, err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_events_never_overwrite_the_input_or_an_existing_file(capsys, tmp_path, video):
+    copy = tmp_path / "clip.avi"
+    copy.write_bytes(video.read_bytes())
+    size = copy.stat().st_size
+    code, _, err = run(capsys, "--video", copy, "--preset", "tiny", "--events", copy)
+    one_error_line(code, err, "is the input")
+    (tmp_path / "link.avi").symlink_to(copy)
+    code, _, err = run(capsys, "--video", tmp_path / "link.avi", "--preset", "tiny", "--events", copy)
+    one_error_line(code, err, "is the input")
+    assert copy.stat().st_size == size  # the video is intact
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("precious\n")
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--events", events)
+    one_error_line(code, err, "exists; choose another path or pass --force")
+    assert events.read_text() == "precious\n"
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--events", events, "--force")
+    assert code == 0, err
+    assert read_events(events)
+
+
+@pytest.mark.parametrize("where,message", [
+    (lambda tmp: tmp / "missing" / "events.jsonl", "does not exist"),
+    (lambda tmp: tmp, "is a directory"),
+    (lambda tmp: (tmp / "file").write_text("x") and tmp / "file" / "events.jsonl", "is a file, not a folder"),
+])
+def test_events_path_that_cannot_be_written_fails_before_any_work(capsys, tmp_path, video, monkeypatch, where,
+                                                                   message):
+    import runtimes.stream
+    monkeypatch.setattr(runtimes.stream, "reference_model", lambda args: pytest.fail("the model was loaded"))
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--events", where(tmp_path))
+    one_error_line(code, err, message)
+
+
+def test_events_in_a_read_only_folder_fails_before_any_work(capsys, tmp_path, video, monkeypatch):
+    import os
+
+    import runtimes.stream
+    monkeypatch.setattr(runtimes.stream, "reference_model", lambda args: pytest.fail("the model was loaded"))
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != str(folder) and real_access(p, mode))
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--events", folder / "e.jsonl")
+    one_error_line(code, err, "is not writable")
+
+
+def test_a_video_shorter_than_one_window_warns_and_has_its_own_status(capsys, tmp_path):
+    import cv2
+    import numpy as np
+    short = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 8.0, (64, 48))
+    for _ in range(4):  # 0.5 s; a tiny window is 4 frames at 4 fps = 1 s
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    code, out, err = run(capsys, "--video", short, "--preset", "tiny")
+    assert code == 3
+    assert "the video is shorter than one window of 1 s" in err
+    assert "windows      0" in out and "real-time factor" not in out
+
+
+def test_segments_is_validated_like_the_other_numbers(capsys, video):
+    for value in (0, -3):
+        code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--policy", "offline_segments",
+                           "--segments", value)
+        one_error_line(code, err, "n_segments")
+
+
+def test_label_file_errors_name_the_file(capsys, tmp_path, video):
+    latin = tmp_path / "labels-latin1.txt"
+    latin.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--labels", latin)
+    one_error_line(code, err, f"label file {latin} is not UTF-8")
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--labels", tmp_path)
+    one_error_line(code, err, f"--labels {tmp_path} is a directory")
+
+
+def test_out_of_vocabulary_words_are_named(capsys, video, labels):
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--labels", labels,
+                       "--query", "what is the zebra juggling?")
+    assert code == 0, err
+    assert "warning: the query has words the predictor does not know: 'zebra', 'juggling'" in err
+    code, out, err = run(capsys, "--video", video, "--preset", "tiny", "--labels", labels)
+    assert code == 0, err
+    assert "query     'what is happening?' ('happening' reads as [UNK], as the model was trained with " in out
+    assert "warning" not in err
+    labels_oov = labels.parent / "labels-oov.txt"
+    labels_oov.write_text("red circle\n\U0001f993 zebra\n")
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny", "--labels", labels_oov)
+    assert code == 0, err
+    assert "warning: 1 label(s) have words the Y-Encoder reads as [UNK]: '\U0001f993' in" in err
+
+
+def test_a_crop_that_keeps_less_than_half_is_said_once(capsys, tmp_path, labels):
+    wide, _ = write_video(sample_stream("test", 0, seed=3, minutes=0.05), tmp_path, 256, 32, fmt="avi")
+    code, _, err = run(capsys, "--video", wide, "--preset", "tiny", "--labels", labels)
+    assert code == 0, err
+    assert err.count("centre crop keeps 12% of each frame's width") == 1
+
+
+def test_help_shows_each_default_once_and_true(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out and "(default: False)" not in out
+    flags = out.split("\n  -")[1:]
+    assert all(flag.count("(default") <= 1 for flag in flags)  # never twice per flag
+    assert "(default: 3)" in out  # --top-k
+    assert "exit status" in out.lower() and "3" in out
+
+
+def test_ctrl_c_while_starting_exits_quietly_with_130(capsys, video, monkeypatch):
+    import runtimes.stream
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runtimes.stream, "reference_model", interrupted)
+    code, _, err = run(capsys, "--video", video, "--preset", "tiny")
+    assert code == 130 and "Traceback" not in err
+
+
+def test_the_reference_label_bank_is_cached_between_runs(capsys, tmp_path, video, labels, monkeypatch):
+    from edge_vljepa.streaming import LabelBank
+    built = []
+    real_build = LabelBank.build.__func__
+    monkeypatch.setattr(LabelBank, "build",
+                        classmethod(lambda cls, *a, **k: built.append(1) or real_build(cls, *a, **k)))
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert run(capsys, "--video", video, "--preset", "tiny", "--labels", labels, "--events", first)[0] == 0
+    assert built == [1]
+    assert list((tmp_path / "cache" / "edge-vljepa" / "label-banks").glob("*.npz"))
+    assert run(capsys, "--video", video, "--preset", "tiny", "--labels", labels, "--events", second)[0] == 0
+    assert built == [1]  # the second run did not embed the labels again
+    assert [e.topk for e in read_events(first)] == [e.topk for e in read_events(second)]
+    labels2 = tmp_path / "labels2.txt"
+    labels2.write_text(labels.read_text() + "yellow triangle\n")
+    assert run(capsys, "--video", video, "--preset", "tiny", "--labels", labels2)[0] == 0
+    assert built == [1, 1]  # other labels: another bank

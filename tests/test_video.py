@@ -106,3 +106,63 @@ def test_live_capture_stamps_frames_and_reports_the_end(tmp_path):
     assert len(got) == N - 1  # the first frame was read when opening, to check the device
     assert times == sorted(times) and times[0] >= 0
     assert got[0][1].shape == (48, 64, 3) and got[0][1][..., 0].mean() > 180
+
+
+# --- sparse files: frames with timestamp gaps (issue 22, item 3) ---------------------------------
+
+def riff_chunks(data: bytes, start: int, end: int):
+    """(fourcc, offset, size) of the RIFF chunks in data[start:end]."""
+    pos = start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        yield data[pos:pos + 4], pos, size
+        pos += 8 + size + (size & 1)
+
+
+def make_sparse(src, dst, empty: set[int]):
+    """Rewrite an MJPG .avi so that the video chunks numbered in `empty` hold no data (zero-size
+    '00dc' chunks, the idx1 index rebuilt): FFmpeg reads no frame there, so the decoded frames' time
+    stamps jump while the header still counts every chunk, like a variable-rate recording."""
+    data = src.read_bytes()
+    out, entries = bytearray(), []
+    for fourcc, pos, size in riff_chunks(data, 12, len(data)):
+        chunk = data[pos:pos + 8 + size + (size & 1)]
+        if fourcc == b"LIST" and data[pos + 8:pos + 12] == b"movi":
+            movi, frame = bytearray(b"movi"), 0
+            for sub, p, s in riff_chunks(data, pos + 12, pos + 8 + size):
+                payload = data[p + 8:p + 8 + s]
+                if sub == b"00dc":
+                    payload = b"" if frame in empty else payload
+                    frame += 1
+                entries.append((sub, 0x10 if payload else 0, len(movi), len(payload)))  # offset from 'movi'
+                movi += sub + len(payload).to_bytes(4, "little") + payload + b"\0" * (len(payload) & 1)
+            chunk = b"LIST" + len(movi).to_bytes(4, "little") + movi
+        elif fourcc == b"idx1":
+            chunk = b"idx1" + (16 * len(entries)).to_bytes(4, "little") + b"".join(
+                sub + b"".join(v.to_bytes(4, "little") for v in (flags, offset, s))
+                for sub, flags, offset, s in entries)
+        out += chunk
+    dst.write_bytes(b"RIFF" + (len(out) + 4).to_bytes(4, "little") + b"AVI " + bytes(out))
+    return dst
+
+
+def test_a_sparse_video_ends_normally_and_a_cut_one_is_still_truncated(tmp_path):
+    dense = write_video(tmp_path / "dense.avi", "MJPG", 10.0, n=40)
+    gaps = set(range(10, 20)) | set(range(25, 30))  # 15 of 40 chunks empty, none at the end
+    sparse = make_sparse(dense, tmp_path / "sparse.avi", gaps)
+    cap = cv2.VideoCapture(str(sparse))  # the file really is sparse: the header counts 40, time jumps
+    assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 40
+    stamps = []
+    while cap.read()[0]:
+        stamps.append(cap.get(cv2.CAP_PROP_POS_MSEC))
+    cap.release()
+    assert len(stamps) == 25 and max(np.diff(stamps)) == pytest.approx(1100)
+
+    video = VideoFile(sparse)
+    frames = list(video)  # ends normally: the decoder reached the end of the 4 s duration
+    assert [t for t, _ in frames] == pytest.approx([i / 10 for i in range(40) if i not in gaps], abs=1e-6)
+
+    cut = truncate(make_sparse(dense, tmp_path / "cut.avi", gaps), 0.6)
+    with pytest.raises(VideoError, match=r"broke after \d+ of 40 frames.*truncated or corrupted") as err:
+        list(VideoFile(cut))
+    one_line(err)

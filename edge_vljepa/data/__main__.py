@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.data.render import RENDER_SIZE
 from edge_vljepa.data.world import NUISANCES, SPLITS, WorldError, sample_clip, sample_stream, vocabulary
 from edge_vljepa.data.write import VIDEO_FORMATS, write_index, write_video
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge_vljepa.data", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = HelpFormatter
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--split", choices=SPLITS, default="train", help="which split's rules to follow")

@@ -7,7 +7,8 @@ Frames have the source's size; the loop resizes them (edge_vljepa.preprocess.pre
 
 Every failure is a `VideoError` with a one-line, actionable message: a missing file, a file that is
 not a video or is corrupted, an empty video, a camera that is not there, a stream that breaks
-mid-way (the frames read before the break are yielded first, so nothing seen is lost).
+mid-way (the frames read before the break are yielded first, so nothing seen is lost). A file ends
+normally when decoding reaches its duration, however many frames its header counts.
 
 OpenCV + numpy only (no torch).
 """
@@ -81,10 +82,19 @@ class VideoFile:
                 count, t_prev = count + 1, t
         finally:
             cap.release()
-        missing = self.frame_count - count
-        if missing > max(2, 0.01 * self.frame_count):  # tolerate FFmpeg's frame-count estimates
+        if not self.reached_end(count, t_prev):
             raise VideoError(f"video {self.path} broke after {count} of {self.frame_count} frames "
                              f"(at {t_prev:.2f} s): the file is truncated or corrupted")
+
+    def reached_end(self, count: int, t_last: float) -> bool:
+        """Whether decoding stopped at the end of the file rather than before it: `count` frames were
+        decoded, the last at `t_last` s. A file ends at its duration (the header's frame count at its
+        frame rate), not at its frame count: a sparse file (a variable-rate recording, an AVI with
+        empty chunks) has fewer frames than the header counts, with gaps in their timestamps."""
+        slack = max(2, 0.01 * self.frame_count)  # frames: tolerate FFmpeg's frame-count estimates
+        if count >= self.frame_count - slack:
+            return True
+        return t_last + 1 / self.fps >= (self.frame_count - slack) / self.fps  # the last frame's end
 
 
 class Camera:
@@ -101,10 +111,12 @@ class Camera:
         self.source, self.buffer = source, buffer
         self.name = f"camera {source}" if isinstance(source, int) else f"stream {source}"
         self.cap = cv2.VideoCapture(source)
-        if not self.cap.isOpened() or not self.cap.read()[0]:
+        ok, first = self.cap.read() if self.cap.isOpened() else (False, None)
+        if not ok:
             self.cap.release()
             raise VideoError(f"{self.name} is not available: check that it is connected and not used by "
                              "another program, or pick another index")
+        self.height, self.width = first.shape[:2]
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
         frames: queue.Queue[tuple[float, np.ndarray] | None] = queue.Queue(maxsize=self.buffer)

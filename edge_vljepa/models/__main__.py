@@ -7,13 +7,14 @@ import sys
 
 import torch
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.config import PRESETS, ConfigError, get_preset
 from edge_vljepa.models import build_model, parameter_counts
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m edge_vljepa.models", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m edge_vljepa.models", formatter_class=HelpFormatter,
         description="Print per-component parameter counts of a preset. The model is built on the meta "
                     "device, so no memory is allocated for weights (the paper preset is ~1.6B parameters).")
     parser.add_argument("--preset", default="paper", choices=list(PRESETS), help="model preset")

@@ -71,10 +71,11 @@ class StreamSummary:
 
     def format(self) -> str:
         """The timing summary printed at exit."""
+        # with no window the model never ran: reading frames alone says nothing of its speed
+        speed = f"real-time factor {self.realtime_factor:.2f}x" if self.windows else "no window"
         lines = [
             f"windows      {self.windows} ({self.windows_per_s:.1f} windows/s)",
-            f"stream       {self.stream_s:.2f} s in {self.wall_s:.2f} s wall "
-            f"(real-time factor {self.realtime_factor:.2f}x)",
+            f"stream       {self.stream_s:.2f} s in {self.wall_s:.2f} s wall ({speed})",
             f"decodes      {self.decodes} ({self.decodes_per_min:.1f} per minute)",
             f"frames       {self.source_frames} read, {self.dropped_frames} dropped",
             f"backend      {self.backend_s:.2f} s, outside backend {self.outside_backend_s:.2f} s",

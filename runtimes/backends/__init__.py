@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import importlib
 
+from edge_vljepa.cli import quiet_known_library_noise
 from edge_vljepa.streaming import CheckedBackend
 from runtimes.artifact import Artifact, ArtifactError
+
+quiet_known_library_noise()  # before any runtime imports torchao
 
 # manifest target -> (module, class, how to install its runtime)
 TARGETS = {
@@ -50,3 +53,18 @@ def backend_class(target: str) -> type:
 def open_backend(artifact: Artifact) -> CheckedBackend:
     """The backend that runs `artifact`, every call validated against its contract."""
     return CheckedBackend(backend_class(artifact.target)(artifact))
+
+
+def set_threads(n: int) -> None:
+    """One thread count for every runtime in this process: PyTorch, ExecuTorch's threadpool and the
+    ONNX Runtime sessions opened afterwards (what side-by-side timings need to be comparable)."""
+    import torch  # the reference's runtime; ExecuTorch's bindings need it too
+
+    from runtimes.backends.onnxruntime import OnnxRuntimeBackend
+    torch.set_num_threads(n)
+    OnnxRuntimeBackend.threads = n
+    try:
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+        _unsafe_reset_threadpool(n)
+    except ImportError:
+        pass

@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import torch
 
+from edge_vljepa.cli import without_known_noise
 from runtimes.artifact import Artifact, ArtifactError
 
 DELEGATE_BACKENDS = {"xnnpack": "XnnpackBackend", "coreml": "CoreMLBackend", "vulkan": "VulkanBackend",
@@ -66,7 +67,8 @@ class ExecuTorchBackend:
 @contextlib.contextmanager
 def _loading(path):
     """Load from `path` with the runtime's log collected (it logs through sys.stderr): a failure becomes
-    an ArtifactError with the log's reason (e.g. "File size is too small..."); a success passes it on."""
+    an ArtifactError with the log's reason (e.g. "File size is too small..."); a success passes it on,
+    less the runtime's known noise."""
     log = io.StringIO()
     try:
         with contextlib.redirect_stderr(log):
@@ -74,4 +76,4 @@ def _loading(path):
     except Exception as e:  # the runtime raises RuntimeError/ValueError for bad programs
         reason = "; ".join(re.sub(r"^\[[^\]]*\]\s*", "", line) for line in log.getvalue().splitlines())
         raise ArtifactError(f"cannot load {path} as an ExecuTorch program ({reason or e})") from None
-    sys.stderr.write(log.getvalue())
+    sys.stderr.write(without_known_noise(log.getvalue()))
