@@ -19,6 +19,7 @@ Writes NAME.md (tables, the command, the machine), NAME.json (the same figures a
 (latency against size against quality per variant) under --out (default: ~/edge-vljepa-runs/bench,
 never the repository; `docs/bench/README.md` gives the commands that regenerate the committed reports).
 
+`native`: the native core against the Python runtime (experiments/bench_native.py).
 `gpu`: see experiments/bench_gpu.py; writes gpu.md and gpu.json under --out.
 """
 
@@ -37,15 +38,18 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
+from edge_vljepa.cli import HelpFormatter
 from edge_vljepa.config import CAPTION_QUERY, COMPONENTS, PRESETS
 from edge_vljepa.data.video import VideoFile
 from edge_vljepa.data.world import sample_stream
 from edge_vljepa.data.write import write_video
 from edge_vljepa.models import method_modules
+from edge_vljepa.outputs import OutputError, check_output_dir
 from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.streaming import PAPER_RATE_HZ, make_policy, run_stream
 from experiments import rss_probe
 from experiments.bench_gpu import DTYPES, gpu_latency, gpu_report
+from experiments.bench_native import run_native_bench
 from experiments.bench_report import artifacts_report, plot_variants
 from experiments.host import cpu_name, set_threads
 from experiments.reports import RUNS, command_line, write_report
@@ -304,10 +308,10 @@ def streaming(args, cfg, variants: list[Variant]) -> tuple[list[PolicyRun], dict
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     a = sub.add_parser("artifacts", help="artifact directories against PyTorch eager and ONNX Runtime on "
-                                         "this CPU", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                         "this CPU", formatter_class=HelpFormatter)
     a.add_argument("--artifacts", type=Path, nargs="+", required=True,
                    help="artifact directories of one model")
     a.add_argument("--threads", type=int, default=1, help="threads for every runtime")
@@ -322,8 +326,22 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--skip-rss", action="store_true", help="skip the per-component peak-RSS processes")
     a.add_argument("--name", default="bench", help="report name: NAME.md and NAME.png")
     a.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    n = sub.add_parser("native", help="the native core (vljepa-stream) against the Python runtime on one "
+                                      "ExecuTorch artifact: per-window latency, loop overhead, peak RSS",
+                       formatter_class=HelpFormatter)
+    n.add_argument("--artifacts", type=Path, nargs=1, required=True, help="an ExecuTorch artifact directory")
+    n.add_argument("--video", type=Path, required=True,
+                   help="the video both run over (e.g. a 1-minute stream)")
+    n.add_argument("--threads", type=int, default=1, help="threads for both")
+    n.add_argument("--stride", type=int, default=2, help="model frames between windows")
+    n.add_argument("--custom-labels", type=Path,
+                   help="labels file for the custom-label memory run (default: four sample labels)")
+    n.add_argument("--native-build", type=Path,
+                   help="the native build folder (default: runtimes/native/build)")
+    n.add_argument("--name", default="native", help="report name: NAME.md and NAME.json")
+    n.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     g = sub.add_parser("gpu", help="PyTorch CUDA latency per contract method (needs an NVIDIA GPU)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     g.add_argument("--preset", default="paper", choices=list(PRESETS))
     g.add_argument("--checkpoint", type=Path, help="native .safetensors (default: random weights)")
     g.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
@@ -337,11 +355,30 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
+    try:  # before any measurement: reports are rewritten in place (docs/bench refreshes that way)
+        check_output_dir(args.out)
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.command == "artifacts":
         if args.runs < 20 or args.warmup < 1 or args.threads < 1:
             print("error: --runs must be >= 20, --warmup >= 1 and --threads >= 1", file=sys.stderr)
             return 2
         return run_artifacts(args)
+    if args.command == "native":
+        if args.threads < 1 or args.stride < 1:
+            print("error: --threads and --stride must be >= 1", file=sys.stderr)
+            return 2
+        try:
+            report, figures = run_native_bench(args)
+        except (ArtifactError, FileNotFoundError, RuntimeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        command = command_line("experiments.bench", args.argv)
+        md, js = write_report(args.out, args.name, report, figures, command)
+        print(report)
+        print(f"wrote {md} and {js}")
+        return 0
     if not torch.cuda.is_available():
         print("error: `gpu` needs a CUDA GPU visible to torch; this machine has none", file=sys.stderr)
         return 2

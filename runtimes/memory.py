@@ -24,7 +24,15 @@ def rss_mb() -> float | None:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, MB."""
+    """Peak resident set size of this process so far, MB: Linux's VmHWM (this address space's own
+    high-water mark; ru_maxrss survives exec, so a process started by a larger one would report the
+    parent's peak), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KiB on Linux
 

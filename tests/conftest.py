@@ -1,7 +1,10 @@
 """Shared fixtures: one tiny ExecuTorch fp32 artifact per test session (exporting it takes tens of
-seconds), used by the exporter tests and the runtime tests. Tests that modify an artifact copy it."""
+seconds), used by the exporter tests and the runtime tests; one build of the native core, used by its
+tests and the apps' host tests. Tests that modify an artifact copy it."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -23,3 +26,14 @@ def tiny_onnx_fp32_artifact(tmp_path_factory):
     from export import to_onnx
     out = tmp_path_factory.mktemp("onnx") / "tiny-fp32"
     return to_onnx.main([*FAST_EXPORT, "--out", str(out)]), out
+
+
+@pytest.fixture(scope="session")
+def native():
+    """{"library", "cli", "tests", "build_dir"} of the native core built against the installed executorch
+    wheel (incremental, in runtimes/native/build). A failed build fails the tests that need it."""
+    from runtimes.native.__main__ import BuildError, build
+    try:
+        return build(jobs=int(os.environ.get("EVJ_BUILD_JOBS", "2")), quiet=True)
+    except BuildError as e:
+        pytest.fail(f"the native core could not be built: {e}")

@@ -1,0 +1,215 @@
+#include "policies.h"
+
+#include <cmath>
+#include <limits>
+
+#include "error.h"
+#include "label_bank.h"
+#include "ward.h"
+#include "window.h"
+
+namespace evj {
+using nlohmann::json;
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw Error(EVJ_ERR_INVALID_ARGUMENT, message);
+}
+
+std::string num(double v) {
+  json j = v;
+  return j.dump();
+}
+
+float dot(const std::vector<float>& a, const std::vector<float>& b) {
+  float s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+std::vector<float> mean_rows(const std::vector<std::vector<float>>& rows, size_t first, size_t last) {
+  std::vector<double> acc(rows[first].size(), 0.0);
+  for (size_t r = first; r <= last; ++r)
+    for (size_t i = 0; i < acc.size(); ++i) acc[i] += rows[r][i];
+  std::vector<float> out(acc.size());
+  for (size_t i = 0; i < acc.size(); ++i) out[i] = float(acc[i] / double(last - first + 1));
+  return out;
+}
+
+class Uniform : public Policy {
+ public:
+  explicit Uniform(double every_s) : every_s_(every_s) {
+    require(every_s > 0, "uniform: every_s must be > 0, got " + num(every_s));
+  }
+  std::optional<DecodeRequest> observe(int64_t index, double start, double end, const std::vector<float>& e) override {
+    double t = (start + end) / 2;
+    if (!has_first_) {
+      t_first_ = t;
+      has_first_ = true;
+    }
+    if (t < next_t_ - kEpsS) return std::nullopt;
+    double periods = std::floor((t - t_first_) / every_s_ + kEpsS) + 1;
+    next_t_ = t_first_ + periods * every_s_;
+    return DecodeRequest{t, index, {index, index}, l2_normalize(e)};
+  }
+  std::vector<DecodeRequest> finish() override { return {}; }
+
+ private:
+  double every_s_, t_first_ = 0, next_t_ = -std::numeric_limits<double>::infinity();
+  bool has_first_ = false;
+};
+
+class OfflineSegments : public Policy {
+ public:
+  OfflineSegments(std::optional<int64_t> n_segments, std::optional<double> rate_hz) : n_(n_segments), rate_(rate_hz) {
+    require(n_.has_value() != rate_.has_value(),
+            "offline_segments: give exactly one of n_segments (a count) or rate_hz (decodes per second), got n_segments=" +
+                (n_ ? std::to_string(*n_) : "None") + ", rate_hz=" + (rate_ ? num(*rate_) : "None"));
+    require(!n_ || *n_ > 0, "offline_segments: n_segments must be a positive integer, got " + (n_ ? std::to_string(*n_) : "None"));
+    require(!rate_ || *rate_ > 0, "offline_segments: rate_hz must be > 0, got " + (rate_ ? num(*rate_) : "None"));
+  }
+  std::optional<DecodeRequest> observe(int64_t index, double start, double end, const std::vector<float>& e) override {
+    indices_.push_back(index);
+    times_.push_back((start + end) / 2);
+    embeddings_.push_back(l2_normalize(e));
+    return std::nullopt;
+  }
+  std::vector<DecodeRequest> finish() override {
+    std::vector<DecodeRequest> out;
+    if (times_.empty()) return out;
+    int64_t n = n_ ? *n_ : std::max<int64_t>(1, int64_t(std::nearbyint(*rate_ * (times_.back() - times_.front()))));
+    const int rows = int(embeddings_.size()), d = int(embeddings_[0].size());
+    std::vector<float> x;
+    x.reserve(size_t(rows) * size_t(d));
+    for (const auto& r : embeddings_) x.insert(x.end(), r.begin(), r.end());
+    int k = int(std::min<int64_t>(n, rows));
+    for (auto [first, last] : ward_runs(x, rows, d, k)) {
+      size_t middle = size_t((first + last) / 2);
+      out.push_back(DecodeRequest{(times_[size_t(first)] + times_[size_t(last)]) / 2, indices_[middle],
+                                  {indices_[size_t(first)], indices_[size_t(last)]},
+                                  l2_normalize(mean_rows(embeddings_, size_t(first), size_t(last)))});
+    }
+    indices_.clear(); times_.clear(); embeddings_.clear();
+    return out;
+  }
+
+ private:
+  std::optional<int64_t> n_;
+  std::optional<double> rate_;
+  std::vector<int64_t> indices_;
+  std::vector<double> times_;
+  std::vector<std::vector<float>> embeddings_;
+};
+
+class Online : public Policy {
+ public:
+  Online(double threshold, int64_t confirm, double min_interval_s, std::optional<double> max_interval_s)
+      : threshold_(threshold), confirm_(confirm), min_interval_s_(min_interval_s), max_interval_s_(max_interval_s) {
+    require(0 < threshold && threshold < 2, "online: threshold is a cosine distance in (0, 2), got " + num(threshold));
+    require(confirm >= 1, "online: confirm must be an integer >= 1, got " + std::to_string(confirm));
+    require(min_interval_s >= 0, "online: min_interval_s must be >= 0, got " + num(min_interval_s));
+    require(!max_interval_s || *max_interval_s > min_interval_s,
+            "online: max_interval_s (" + (max_interval_s ? num(*max_interval_s) : std::string("None")) +
+                ") must be None or > min_interval_s (" + num(min_interval_s) + ")");
+  }
+  std::optional<DecodeRequest> observe(int64_t index, double start, double end, const std::vector<float>& embedding) override {
+    std::vector<float> e = l2_normalize(embedding);
+    double t = (start + end) / 2;
+    if (anchor_until_) {  // r follows the content until it is past the change
+      segment_sum_ = e;
+      if (start >= *anchor_until_ - kEpsS) anchor_until_.reset();
+      return std::nullopt;
+    }
+    double since = t - last_t_;
+    if (segment_sum_) {
+      if (max_interval_s_ && since >= *max_interval_s_ - kEpsS) return decode(t, end, {index, index}, e);
+      if (1.0 - double(dot(e, l2_normalize(*segment_sum_))) <= threshold_) {
+        drifting_.clear();
+        for (size_t i = 0; i < e.size(); ++i) (*segment_sum_)[i] += e[i];
+        return std::nullopt;
+      }
+    }
+    drifting_.emplace_back(index, e);
+    if (int64_t(drifting_.size()) > confirm_) drifting_.pop_front();
+    if (int64_t(drifting_.size()) < confirm_ || since < min_interval_s_ - kEpsS) return std::nullopt;
+    std::vector<std::vector<float>> rows;
+    for (auto& [i, d] : drifting_) rows.push_back(d);
+    std::vector<float> mean = l2_normalize(mean_rows(rows, 0, rows.size() - 1));
+    return decode(t, end, {drifting_.front().first, index}, mean);
+  }
+  std::vector<DecodeRequest> finish() override { return {}; }
+
+ private:
+  DecodeRequest decode(double t, double end, std::pair<int64_t, int64_t> span, const std::vector<float>& e) {
+    segment_sum_ = e;
+    anchor_until_ = end;
+    last_t_ = t;
+    drifting_.clear();
+    return DecodeRequest{t, span.second, span, e};
+  }
+  double threshold_;
+  int64_t confirm_;
+  double min_interval_s_;
+  std::optional<double> max_interval_s_;
+  std::optional<std::vector<float>> segment_sum_;
+  std::deque<std::pair<int64_t, std::vector<float>>> drifting_;
+  std::optional<double> anchor_until_;
+  double last_t_ = -std::numeric_limits<double>::infinity();
+};
+
+const std::vector<std::string>& param_names(const std::string& name) {
+  static const std::vector<std::string> uniform{"every_s"}, offline{"n_segments", "rate_hz"},
+      online{"threshold", "confirm", "min_interval_s", "max_interval_s"};
+  if (name == "uniform") return uniform;
+  if (name == "offline_segments") return offline;
+  return online;
+}
+
+std::optional<double> opt_num(const json& p, const std::string& key, std::optional<double> fallback) {
+  if (!p.contains(key)) return fallback;
+  if (p[key].is_null()) return std::nullopt;
+  if (!p[key].is_number()) throw Error(EVJ_ERR_INVALID_ARGUMENT, "decode policy parameter " + key + " must be a number");
+  return p[key].get<double>();
+}
+
+std::optional<int64_t> opt_int(const json& p, const std::string& key, std::optional<int64_t> fallback, const std::string& policy) {
+  if (!p.contains(key)) return fallback;
+  if (p[key].is_null()) return std::nullopt;
+  if (!p[key].is_number_integer())
+    throw Error(EVJ_ERR_INVALID_ARGUMENT, policy + ": " + key + " must be a" + (key == "confirm" ? "n integer >= 1" : " positive integer") + ", got " + p[key].dump());
+  return p[key].get<int64_t>();
+}
+
+}  // namespace
+
+json policy_defaults(const std::string& name) {
+  if (name == "uniform") return {{"every_s", 1.0}};
+  if (name == "offline_segments") return {{"n_segments", nullptr}, {"rate_hz", nullptr}};
+  if (name == "online") return {{"threshold", 0.1}, {"confirm", 2}, {"min_interval_s", 1.0}, {"max_interval_s", nullptr}};
+  throw Error(EVJ_ERR_INVALID_ARGUMENT, "unknown decode policy '" + name + "'; choose one of: uniform, offline_segments, online");
+}
+
+std::unique_ptr<Policy> make_policy(const std::string& name, const json& params) {
+  policy_defaults(name);  // validates the name
+  if (!params.is_null() && !params.is_object()) throw Error(EVJ_ERR_INVALID_ARGUMENT, "decode policy parameters must be a JSON object");
+  json p = params.is_null() ? json::object() : params;
+  const auto& allowed = param_names(name);
+  std::string unknown, list;
+  for (auto& [k, v] : p.items())
+    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) unknown += (unknown.empty() ? "" : ", ") + k;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  if (!unknown.empty())
+    throw Error(EVJ_ERR_INVALID_ARGUMENT, "decode policy '" + name + "' has no parameter " + unknown + "; its parameters: " + list);
+  if (name == "uniform") {
+    auto every = opt_num(p, "every_s", 1.0);
+    require(every.has_value(), "uniform: every_s must be > 0, got None");
+    return std::make_unique<Uniform>(*every);
+  }
+  if (name == "offline_segments") return std::make_unique<OfflineSegments>(opt_int(p, "n_segments", std::nullopt, name), opt_num(p, "rate_hz", std::nullopt));
+  auto threshold = opt_num(p, "threshold", 0.1), min_interval = opt_num(p, "min_interval_s", 1.0);
+  auto confirm = opt_int(p, "confirm", 2, "online");
+  require(threshold.has_value() && min_interval.has_value() && confirm.has_value(), "online: threshold, confirm and min_interval_s must not be None");
+  return std::make_unique<Online>(*threshold, *confirm, *min_interval, opt_num(p, "max_interval_s", std::nullopt));
+}
+
+}  // namespace evj
