@@ -1,0 +1,1 @@
+../../../../../runtimes/native/include/edge_vljepa.h
