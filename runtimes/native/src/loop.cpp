@@ -231,11 +231,11 @@ Summary Loop::finish(const std::optional<std::string>& source_error, int64_t dro
   s.backend_s = backend_ms / 1e3;
   for (const char* stage : kStages) {
     auto it = stage_ms_.find(stage);
-    if (it != stage_ms_.end() && !it->second.empty())
-      s.stage_ms.emplace_back(stage, std::make_pair(percentile(it->second, 50), percentile(it->second, 90)));
-      double total = 0;
-      for (double v : it->second) total += v;
-      s.stage_total_ms.emplace_back(stage, total);
+    if (it == stage_ms_.end() || it->second.empty()) continue;
+    s.stage_ms.emplace_back(stage, std::make_pair(percentile(it->second, 50), percentile(it->second, 90)));
+    double total = 0;
+    for (double v : it->second) total += v;
+    s.stage_total_ms.emplace_back(stage, total);
   }
   s.error = source_error;
   s.peak_rss_mb = peak_rss_mb();
