@@ -24,6 +24,23 @@ import sys
 import warnings
 from collections.abc import Callable
 
+
+def add_model_arguments(parser: argparse.ArgumentParser, default: str = "default",
+                        preset_help: str = "model preset") -> None:
+    """--preset NAME or --config FILE.json, wherever a model is chosen (resolved by
+    edge_vljepa.config.resolve_config, the one place that decides)."""
+    from pathlib import Path
+
+    from edge_vljepa.config import PRESETS
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help=f"{preset_help} (default: {default})")
+    group.add_argument("--config", type=Path, metavar="FILE.json",
+                       help="a model config instead of a preset: JSON of the ModelConfig dataclasses' fields "
+                            "(e.g. written by python -m edge_vljepa.weights inspect --write-config); fields "
+                            "left out take the paper's values")
+
+
 INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT)
 
 

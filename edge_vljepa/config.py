@@ -363,3 +363,39 @@ def get_preset(name: str) -> ModelConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]()
+
+
+def load_config_file(path) -> ModelConfig:
+    """A ModelConfig from a JSON file of the dataclasses' fields (the form `ModelConfig.to_dict` and
+    `python -m edge_vljepa.weights inspect --write-config` write). A section or field left out takes the
+    dataclass default, i.e. the paper's value, so a file may hold only what differs from the paper;
+    `name` defaults to the file's stem. Unknown fields are an error naming them."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"--config {path}: cannot read it ({e.strerror or e})") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--config {path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of ModelConfig fields")
+    data = {"name": path.stem, **data}
+    for section in COMPONENTS:
+        data.setdefault(section, {})
+    try:
+        return ModelConfig.from_dict(data)
+    except TypeError as e:
+        raise ConfigError(f"--config {path}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"--config {path}: {e}") from None
+
+
+def resolve_config(preset: str | None = None, config=None, default: str = "default") -> ModelConfig:
+    """The one place a model config is chosen: --config FILE.json, else --preset NAME, else `default`."""
+    if preset is not None and config is not None:
+        raise ConfigError("--preset and --config both name a model; give one")
+    if config is not None:
+        return load_config_file(config)
+    return get_preset(preset or default)

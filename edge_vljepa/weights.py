@@ -30,7 +30,9 @@ the presets it fits, and lists what does not fit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
+import hashlib
 import json
 import math
 import pickle
@@ -45,7 +47,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from edge_vljepa.config import PRESETS, ConfigError, ModelConfig, get_preset
+from edge_vljepa.config import COMPONENTS, PRESETS, ConfigError, ModelConfig, get_preset, load_config_file
 from edge_vljepa.models import VLJEPA, build_model
 from edge_vljepa.models.predictor import Predictor
 from edge_vljepa.models.x_encoder import XEncoder
@@ -134,6 +136,15 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({e})") from None
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """A safetensors file's metadata without its tensors (the config a native checkpoint names)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({e})") from None
 
@@ -345,8 +356,47 @@ EDGE_VLJEPA = KeyMap(
     rules=(Rule(r"((?:x_encoder|predictor|y_encoder|y_decoder)\..+)", r"\1"),),
 )
 
+_OV_GEMMA = (r"y_encoder\.model\.(embed_tokens\.weight|norm\.weight|layers\.\d+\.(?:input_layernorm"
+             r"|post_attention_layernorm|pre_feedforward_layernorm|post_feedforward_layernorm"
+             r"|self_attn\.(?:[qkvo]_proj|q_norm|k_norm)|mlp\.(?:gate|up|down)_proj)\.weight)")
+_OV_VJEPA2 = r"x_encoder\.model\." + _HF_VJEPA2
+
+OPEN_VLJEPA = KeyMap(
+    name="open-vljepa",
+    description="Open-VLJEPA best.pt (github.com/dion-jy/open-vljepa, scripts/train.py): "
+                "{epoch, model_state_dict, loss, config}; predictor.{embed_tokens, layers.N, norm, vis_proj, "
+                "out_proj} = Llama-3.2 layers + projections, y_encoder.{model, projector} = EmbeddingGemma + "
+                "projection; the frozen x_encoder.model.* (Hugging Face VJEPA2Model) is left out of the file "
+                "and comes from its own checkpoint (--checkpoint x_encoder=PATH)",
+    component=None,
+    detect=(r"predictor\.vis_proj\.weight", r"y_encoder\.projector\.weight"),
+    rules=(
+        Rule(r"predictor\.(embed_tokens\.weight|norm\.weight|layers\.\d+\.(?:input_layernorm"
+             r"|post_attention_layernorm|self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj)\.weight)",
+             r"predictor.\1"),
+        Rule(r"predictor\.vis_proj\.(weight|bias)", r"predictor.visual_proj.\1"),
+        Rule(r"predictor\.out_proj\.(weight|bias)", r"predictor.head.\1"),
+        Rule(_OV_GEMMA, r"y_encoder.backbone.\1"),
+        Rule(r"y_encoder\.projector\.(weight|bias)", r"y_encoder.head.\1"),
+        # a file that kept the X-Encoder (not train.py's): the same names as vjepa2-hf under x_encoder.model.
+        Rule(_OV_VJEPA2 + r"embeddings\.patch_embeddings\.proj\.(weight|bias)",
+             r"x_encoder.patch_embed.proj.\1"),
+        Rule(_OV_VJEPA2 + r"layer\.(\d+)\.(norm1|norm2|mlp\.fc1|mlp\.fc2)\.(weight|bias)",
+             r"x_encoder.blocks.\1.\2.\3"),
+        Rule(_OV_VJEPA2 + r"layer\.(\d+)\.attention\.proj\.(weight|bias)",
+             r"x_encoder.blocks.\1.attn.proj.\2"),
+        Rule(_OV_VJEPA2 + r"layer\.(\d+)\.attention\.(?P<part>query|key|value)\.(weight|bias)",
+             r"x_encoder.blocks.\1.attn.qkv.\3", fuse=("query", "key", "value")),
+        Rule(_OV_VJEPA2 + r"layernorm\.(weight|bias)", r"x_encoder.norm.\1"),
+    ),
+    # non-persistent buffers in some transformers versions; the V-JEPA 2 predictor is not used.
+    # x_encoder.projector.* (encoder.output_dim set) has no counterpart here and is reported unexpected.
+    ignore=("*rotary_emb.*", "*.embed_scale", "x_encoder.model.predictor.*", "x_encoder.model.pooler.*"),
+    containers=("model_state_dict",),
+)
+
 FORMATS: dict[str, KeyMap] = {m.name: m for m in (VJEPA2_NATIVE, VJEPA2_HF, LLAMA3, EMBEDDINGGEMMA, BERT,
-                                                  EDGE_VLJEPA)}
+                                                  OPEN_VLJEPA, EDGE_VLJEPA)}
 
 
 # --- reading sources --------------------------------------------------------------------------
@@ -364,6 +414,7 @@ class Source:
     shapes: dict[str, dict[str, tuple[int, ...]]]
     read: Callable[[str, str], torch.Tensor]
     other: tuple[str, ...] = ()  # top-level .pt entries without tensors (epoch, optimizer, ...)
+    extras: dict | None = None  # their values (Open-VLJEPA's `config` dict: sizes shapes cannot tell)
 
 
 def open_source(path: str | Path) -> Source:
@@ -415,7 +466,8 @@ def _torch_source(path: Path) -> Source:
             other.append(str(key))
     sections = {s: t for s, t in sections.items() if t}
     shapes = {s: {str(k): tuple(v.shape) for k, v in t.items()} for s, t in sections.items()}
-    return Source(path, "torch", shapes, lambda section, key: sections[section][key], tuple(other))
+    extras = {str(k): v for k, v in obj.items() if str(k) in other}
+    return Source(path, "torch", shapes, lambda section, key: sections[section][key], tuple(other), extras)
 
 
 # --- mapping keys -----------------------------------------------------------------------------
@@ -639,6 +691,360 @@ def load_pretrained(model: nn.Module, path: str | Path, fmt: str | None = None,
                       mapping.layer_note())
 
 
+# --- bring your own weights: configs derived from checkpoints, models assembled from several ----
+#
+# Bring your own weights: a model config derived from checkpoints, and a model assembled from several.
+#
+# Why: a user with upstream weights (V-JEPA 2, Llama-3.2, EmbeddingGemma, an Open-VLJEPA best.pt) should
+# get an artifact in one command, at whatever size those checkpoints have, without writing Python.
+#
+# Sources are given as `PATH` (a whole-model checkpoint, or one whose format names its component) or
+# `COMPONENT=PATH`. `derive_config` reads names and shapes only (no tensor data):
+#
+#   - sizes come from tensor shapes (widths, depths, vocabularies, MLP sizes, KV heads, the shared
+#     embedding dimension from the heads);
+#   - what shapes cannot tell (attention heads where q is square, RoPE theta and scaling, norm eps,
+#     Gemma's window and layer pattern) comes from the Hugging Face `config.json` beside the weights when
+#     there is one, else from the base config (--preset, default `paper`: the paper's values);
+#   - an Open-VLJEPA best.pt's own `config` dict gives the input sizes it was trained with (frames, image
+#     size, query and caption lengths);
+#   - everything else (fps, tokenizers, the Y-Decoder) is the base config's.
+#
+# `assemble` then builds the model and loads every source strictly (edge_vljepa.weights); a component
+# no source covers is an error unless it is listed as random. `provenance` records each source's file
+# and sha256 for the artifact manifest and the assembled checkpoint.
+
+# V-JEPA 2 encoders by width: (heads). ViT-L/16 and ViT-g/16 have 64 channels per head, ViT-H/16 80.
+VJEPA2_HEADS = {1024: 16, 1280: 16, 1408: 22}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One --checkpoint: a path, and the component it is for (None: what its format says)."""
+
+    path: Path
+    component: str | None = None
+
+    @classmethod
+    def parse(cls, item: str) -> SourceSpec:
+        name, sep, rest = str(item).partition("=")
+        if sep and name in COMPONENTS:
+            return cls(Path(rest), name)
+        if sep and "/" not in name and not Path(item).exists():
+            raise CheckpointError(f"--checkpoint {item!r}: {name!r} is not a component "
+                                  f"({', '.join(COMPONENTS)}); use COMPONENT=PATH or PATH")
+        return cls(Path(item))
+
+    def __str__(self) -> str:
+        return f"{self.component}={self.path}" if self.component else str(self.path)
+
+
+@dataclass
+class Opened:
+    """A source opened and recognised: its mapping (names and shapes only) and the components it fills."""
+
+    spec: SourceSpec
+    source: Source
+    mapping: Mapping
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        keymap = self.mapping.keymap
+        if keymap.component is not None:
+            return (keymap.component,)
+        return tuple(c for c in COMPONENTS if any(k.startswith(c + ".") for k in self.mapping.sources))
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Mapped shapes as full model keys (component prefix added), source layer numbers kept."""
+        prefix = f"{self.mapping.keymap.component}." if self.mapping.keymap.component else ""
+        return {prefix + k: v for k, v in self.mapping.shapes.items()}
+
+    def hf_config(self) -> dict:
+        """The Hugging Face config.json in the source's folder (or beside its file), else {}."""
+        path = self.spec.path
+        file = (path if path.is_dir() else path.parent) / "config.json"
+        try:
+            data = json.loads(file.read_text()) if file.is_file() else {}
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{file}: unreadable ({e})") from None
+        return data.get("text_config", data) if isinstance(data, dict) else {}
+
+    def training_config(self) -> dict:
+        """An Open-VLJEPA best.pt's `config` entry (a plain dict), else {}."""
+        config = (self.source.extras or {}).get("config")
+        return config if isinstance(config, dict) else {}
+
+
+def open_sources(specs: list[SourceSpec]) -> list[Opened]:
+    """Open and recognise every source; a component named twice is an error."""
+    opened, seen = [], {}
+    for spec in specs:
+        source = open_source(spec.path)
+        mapping = recognise(source)
+        item = Opened(spec, source, mapping)
+        if spec.component is not None and mapping.keymap.component not in (None, spec.component):
+            raise CheckpointError(f"--checkpoint {spec}: the file is {mapping.keymap.name!r}, which maps "
+                                  f"to the {mapping.keymap.component}, not the {spec.component}")
+        if spec.component is not None and mapping.keymap.component is None:
+            raise CheckpointError(f"--checkpoint {spec}: {mapping.keymap.name!r} holds whole-model keys "
+                                  f"({', '.join(item.components)}); pass it without {spec.component}=")
+        for component in item.components:
+            if component in seen:
+                raise CheckpointError(f"the {component} comes from two checkpoints: "
+                                      f"{seen[component]} and {spec}")
+            seen[component] = spec
+        opened.append(item)
+    return opened
+
+
+# --- the config, from shapes ------------------------------------------------------------------
+
+def _layers(shapes: dict, prefix: str) -> int:
+    found = {int(m.group(1)) for k in shapes if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
+    return len(found)
+
+
+def _first(shapes: dict, pattern: str) -> tuple[int, ...] | None:
+    return next((v for k, v in shapes.items() if re.fullmatch(pattern, k)), None)
+
+
+def _rope(hf: dict, layer_type: str | None = None) -> dict:
+    """RoPE parameters of a config.json: transformers 5 `rope_parameters` (per layer type for Gemma 3)
+    or the older `rope_theta` + `rope_scaling`."""
+    params = hf.get("rope_parameters")
+    if isinstance(params, dict) and layer_type in params:
+        params = params[layer_type]
+    if isinstance(params, dict) and "rope_theta" in params:
+        return params
+    out = dict(hf.get("rope_scaling") or {})
+    if "rope_theta" in hf:
+        out["rope_theta"] = hf["rope_theta"]
+    return out
+
+
+def _x_encoder(base, shapes: dict, hf: dict) -> dict:
+    patch = _first(shapes, r"x_encoder\.patch_embed\.proj\.weight")
+    if patch is None:
+        return {}
+    width = patch[0]
+    out = {"embed_dim": width, "depth": _layers(shapes, "x_encoder.blocks."),
+           "qkv_bias": "x_encoder.blocks.0.attn.qkv.bias" in shapes}
+    if len(patch) == 5:
+        out |= {"in_chans": patch[1], "tubelet_size": patch[2], "patch_size": patch[3]}
+    fc1 = _first(shapes, r"x_encoder\.blocks\.0\.mlp\.fc1\.weight")
+    if fc1:
+        out["mlp_ratio"] = fc1[0] / width
+    heads = hf.get("num_attention_heads") or VJEPA2_HEADS.get(width) or max(1, width // base.head_dim)
+    out["num_heads"] = heads
+    if "layer_norm_eps" in hf:
+        out["norm_eps"] = hf["layer_norm_eps"]
+    if "crop_size" in hf:
+        out["img_size"] = hf["crop_size"]
+    return out
+
+
+def _predictor(base, keep: int, shapes: dict, hf: dict, whole_model: bool) -> dict:
+    embed = _first(shapes, r"predictor\.embed_tokens\.weight")
+    if embed is None:
+        return {}
+    vocab, hidden = embed
+    layers = _layers(shapes, "predictor.layers.")
+    out = {"vocab_size": vocab, "hidden_size": hidden,
+           # a Llama checkpoint: its last N layers (N from the base); a VL-JEPA checkpoint: all it has
+           "num_hidden_layers": layers if whole_model else min(keep, layers)}
+    heads = hf.get("num_attention_heads") or max(1, hidden // base.head_dim)
+    out["num_attention_heads"] = heads
+    k = _first(shapes, r"predictor\.layers\.\d+\.self_attn\.k_proj\.weight")
+    if k:
+        out["num_key_value_heads"] = max(1, k[0] // (hidden // heads))
+    gate = _first(shapes, r"predictor\.layers\.\d+\.mlp\.gate_proj\.weight")
+    if gate:
+        out["intermediate_size"] = gate[0]
+    if "rms_norm_eps" in hf:
+        out["rms_norm_eps"] = hf["rms_norm_eps"]
+    rope = _rope(hf)
+    if "rope_theta" in rope:
+        out["rope_theta"] = float(rope["rope_theta"])
+        llama3 = rope.get("rope_type", rope.get("type")) == "llama3"
+        out["rope_scaling_factor"] = float(rope["factor"]) if llama3 else None
+        if llama3:
+            out |= {"rope_low_freq_factor": float(rope.get("low_freq_factor", 1.0)),
+                    "rope_high_freq_factor": float(rope.get("high_freq_factor", 4.0)),
+                    "rope_original_max_position": int(rope.get("original_max_position_embeddings", 8192))}
+    return out
+
+
+def _y_encoder(base, shapes: dict, hf: dict) -> dict:
+    embed = _first(shapes, r"y_encoder\.backbone\.embed_tokens\.weight")
+    q_norm = _first(shapes, r"y_encoder\.backbone\.layers\.\d+\.self_attn\.q_norm\.weight")
+    if embed is None or q_norm is None:
+        return {}  # only Gemma 3 (EmbeddingGemma) backbones are derived; BERT needs --config or a preset
+    vocab, hidden = embed
+    head_dim = q_norm[0]
+    q = _first(shapes, r"y_encoder\.backbone\.layers\.\d+\.self_attn\.q_proj\.weight")
+    k = _first(shapes, r"y_encoder\.backbone\.layers\.\d+\.self_attn\.k_proj\.weight")
+    gate = _first(shapes, r"y_encoder\.backbone\.layers\.\d+\.mlp\.gate_proj\.weight")
+    out = {"arch": "gemma3", "vocab_size": vocab, "hidden_size": hidden, "head_dim": head_dim,
+           "num_hidden_layers": _layers(shapes, "y_encoder.backbone.layers."),
+           "num_attention_heads": q[0] // head_dim, "num_key_value_heads": k[0] // head_dim,
+           "intermediate_size": gate[0]}
+    if "rms_norm_eps" in hf:
+        out["norm_eps"] = hf["rms_norm_eps"]
+    for key in ("sliding_window", "query_pre_attn_scalar"):
+        if key in hf:
+            out[key] = hf[key]
+    types = hf.get("layer_types")
+    if types and "full_attention" in types:
+        out["sliding_window_pattern"] = types.index("full_attention") + 1
+    elif "sliding_window_pattern" in hf:
+        out["sliding_window_pattern"] = hf["sliding_window_pattern"]
+    full, local = _rope(hf, "full_attention"), _rope(hf, "sliding_attention")
+    if "rope_theta" in full:
+        out["rope_theta"] = float(full["rope_theta"])
+    if "rope_local_base_freq" in hf:
+        out["rope_local_base_freq"] = float(hf["rope_local_base_freq"])
+    elif "rope_theta" in local and local is not full:
+        out["rope_local_base_freq"] = float(local["rope_theta"])
+    return out
+
+
+# Fields that are about the inputs, not the weights: a derived component takes them from the base config
+# (--preset) or from a training config, its architecture fields not in the shapes from the paper's values.
+INPUT_FIELDS = {"x_encoder": ("img_size", "num_frames"), "predictor": ("max_query_len", "tokenizer"),
+                "y_encoder": ("max_text_len", "tokenizer")}
+TRAINING_DATA = {"x_encoder": {"image_size": "img_size", "num_frames": "num_frames"},
+                 "predictor": {"max_query_len": "max_query_len"},
+                 "y_encoder": {"max_caption_len": "max_text_len"}}
+
+
+def derive_config(opened: list[Opened], base: ModelConfig,
+                  name: str = "derived") -> tuple[ModelConfig, list[str]]:
+    """The config these sources need on top of `base` (which gives fps, tokenizers, input sizes, the
+    Y-Decoder and any component no source describes), and a note per derived component saying where its
+    values came from. A native edge-vljepa checkpoint carries its config: that one is used."""
+    for item in opened:
+        if item.mapping.keymap.name == FORMAT and item.source.kind == "safetensors":
+            stored = _native_config(item.spec.path)
+            if stored is not None:
+                return stored, [f"{item.spec}: the config stored in the checkpoint"]
+    paper = get_preset("paper")
+    parts = {c: {} for c in COMPONENTS}
+    embed_dim, notes = None, []
+    data = {}
+    for item in opened:
+        data |= item.training_config().get("data", {})
+    for item in opened:
+        shapes, hf = item.shapes(), item.hf_config()
+        whole = item.mapping.keymap.component is None
+        found = {"x_encoder": _x_encoder(paper.x_encoder, shapes, hf),
+                 "predictor": _predictor(paper.predictor, base.predictor.num_hidden_layers, shapes, hf,
+                                         whole),
+                 "y_encoder": _y_encoder(paper.y_encoder, shapes, hf)}
+        for component, values in found.items():
+            if values:
+                parts[component] |= values
+                rest = "its config.json" if hf else "the paper's values"
+                notes.append(f"{component}: sizes from the tensor shapes of {item.spec}, other fields "
+                             f"from {rest}")
+        for key in ("predictor.head.weight", "y_encoder.head.weight"):
+            if key in shapes:
+                embed_dim = shapes[key][0]
+    sections = {}
+    try:
+        for c in COMPONENTS:
+            if not parts[c]:
+                sections[c] = getattr(base, c)
+                continue
+            inputs = {f: getattr(getattr(base, c), f) for f in INPUT_FIELDS[c]}
+            inputs |= {field: data[key] for key, field in TRAINING_DATA[c].items() if key in data}
+            start = dataclasses.replace(getattr(paper, c), **inputs)
+            sections[c] = dataclasses.replace(start, **parts[c])
+        cfg = dataclasses.replace(base, name=name, embed_dim=embed_dim or base.embed_dim, **sections)
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"the checkpoints describe no valid model: {e}") from None
+    if data:
+        notes.append("input sizes (frames, image size, query and caption lengths) from the training config")
+    return cfg, notes
+
+
+def _native_config(path: Path) -> ModelConfig | None:
+    text = read_metadata(path).get("config")
+    return ModelConfig.from_dict(json.loads(text)) if text else None
+
+
+# --- assembly ---------------------------------------------------------------------------------
+
+def covered(opened: list[Opened], random: list[str] | tuple[str, ...] = ()) -> None:
+    """Every component must come from a source or be asked for as random weights."""
+    have = {c for item in opened for c in item.components}
+    both = sorted(have & set(random))
+    if both:
+        raise CheckpointError(f"--random-weights {', '.join(both)}: a checkpoint already provides it")
+    missing = [c for c in COMPONENTS if c not in have and c not in random]
+    if missing:
+        raise CheckpointError(f"no weights for {', '.join(missing)}: pass --checkpoint COMPONENT=PATH, or "
+                              f"--random-weights {' '.join(missing)} to export it untrained")
+
+
+def assemble(cfg: ModelConfig, opened: list[Opened], random: list[str] | tuple[str, ...] = (),
+             seed: int = 0) -> tuple[VLJEPA, list[LoadReport]]:
+    """The model of `cfg` with every source loaded strictly; `random` components keep their init."""
+    covered(opened, random)
+    model = build_model(cfg, seed=seed)
+    reports = []
+    for item in opened:
+        target = getattr(model, item.spec.component) if item.spec.component else model
+        reports.append(load_pretrained(target, item.spec.path))
+    return model.eval(), reports
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(opened: list[Opened], random: list[str] | tuple[str, ...] = ()) -> dict:
+    """Per component: the source it came from (format, files with their sha256), or 'random weights'."""
+    out = {}
+    for item in opened:
+        path = item.spec.path
+        files = sorted(path.glob("*.safetensors")) if path.is_dir() else [path]
+        record = {"source": str(path), "format": item.mapping.keymap.name,
+                  "files": {str(f): file_sha256(f) for f in files}}
+        for component in item.components:
+            out[component] = record
+    for component in random:
+        out[component] = {"source": "random weights"}
+    return {c: out[c] for c in COMPONENTS if c in out}
+
+
+def base_config(preset: str | None) -> ModelConfig:
+    """What a derived config starts from: --preset, else the paper's values."""
+    return get_preset(preset or "paper")
+
+
+def assemble_from_args(checkpoints: list[str], random: list[str] | tuple[str, ...] = (),
+                       preset: str | None = None, config: str | Path | None = None):
+    """The one path from --checkpoint / --random-weights / --preset / --config to a loaded model:
+    (model, config, load reports, provenance, notes on where the config came from).
+    --config is used as given; otherwise the config is derived from the sources on top of --preset."""
+    specs = [SourceSpec.parse(item) for item in checkpoints]
+    opened = open_sources(specs)
+    covered(opened, random)
+    if config is not None:
+        cfg, notes = load_config_file(config), [f"from {config}"]
+    else:
+        base = base_config(preset)
+        cfg, notes = derive_config(opened, base)
+        if dataclasses.replace(cfg, name=base.name) == base:
+            cfg, notes = base, [f"preset {base.name!r} (the checkpoints have its sizes)"]
+    model, reports = assemble(cfg, opened, random)
+    return model, cfg, reports, provenance(opened, random), notes
+
+
 # --- CLI --------------------------------------------------------------------------------------
 
 def _describe_source(source: Source, mapping: Mapping) -> str:
@@ -665,11 +1071,29 @@ def _inspect(args) -> int:
     target = _targets(mapping)
     ignored = f"; {len(mapping.ignored)} ignored: {', '.join(mapping.ignored[:4])}" if mapping.ignored else ""
     print(f"maps to: {target} ({len(source.shapes.get(mapping.section, {}))} source tensors{ignored})")
-    presets = [args.preset] if args.preset else list(PRESETS)
+    configs = {}
+    if args.config is not None:
+        configs[args.config.stem] = load_config_file(args.config)
+    elif args.preset:
+        configs[args.preset] = get_preset(args.preset)
+    else:
+        configs = {name: get_preset(name) for name in PRESETS}
+        derived, notes = derive_config([Opened(SourceSpec(Path(args.path)), source, mapping)],
+                                       base_config(None))
+        if notes:  # a size the presets may not have: the config this file would be exported with
+            configs["derived"] = derived
+            for note in notes:
+                print(f"derived: {note}")
+            touched = [c for c in COMPONENTS if c in target.split(", ")]
+            shown = {c: derived.to_dict()[c] for c in touched} | {"embed_dim": derived.embed_dim}
+            print(f"config:  {json.dumps(shown)}")
+            if args.write_config:
+                Path(args.write_config).write_text(json.dumps(derived.to_dict(), indent=1) + "\n")
+                print(f"wrote   {args.write_config} (pass it with --config)")
     results = {}
-    for name in presets:
+    for name, cfg in configs.items():
         with torch.device("meta"):
-            module = target_module(build_model(get_preset(name), seed=None), keymap)
+            module = target_module(build_model(cfg, seed=None), keymap)
         fitted, fit = fit_mapping(source, mapping, module)
         results[name] = fit
         notes = [n for n in (fitted.layer_note(),) if n]
@@ -677,12 +1101,13 @@ def _inspect(args) -> int:
         if left and fit.ok:
             notes.append(f"not in this format, left at init: {', '.join(left)}")
         verdict = "fits" if fit.ok else f"does not fit ({fit.counts()})"
-        print(f"preset {name + ':':9}{verdict}" + (f"; {'; '.join(notes)}" if notes else ""))
+        kind = "config" if name == "derived" else "preset"
+        print(f"{kind} {name + ':':9}{verdict}" + (f"; {'; '.join(notes)}" if notes else ""))
     fitting = [n for n, f in results.items() if f.ok]
     if not fitting:
         closest = min(results, key=lambda n: results[n].problems)
-        print(f"what does not fit preset {closest!r}:" + results[closest].details())
-    print(f"summary: {keymap.name} -> {target}; fits: {', '.join(fitting) or 'no preset'}")
+        print(f"what does not fit {closest!r}:" + results[closest].details())
+    print(f"summary: {keymap.name} -> {target}; fits: {', '.join(fitting) or 'no config'}")
     return 0 if fitting else 1
 
 
@@ -707,14 +1132,56 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--container", default=None,
                    help="torch .pt: the entry holding the state dict (default: the format's preference, "
                         "e.g. target_encoder for V-JEPA 2)")
-    p.add_argument("--preset", choices=list(PRESETS), default=None,
-                   help="check only this preset (default: all)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset", choices=list(PRESETS), default=None,
+                       help="check only this preset (default: every preset, and the config derived from the "
+                            "file's shapes and config.json)")
+    model.add_argument("--config", type=Path, metavar="FILE.json", help="check only this model config")
+    p.add_argument("--write-config", type=Path, metavar="FILE.json",
+                   help="write the derived config (for --config of the exporters and runtimes.stream)")
+    add_assemble_parser(sub)
     args = parser.parse_args(argv)
     try:
+        if args.command == "assemble":
+            return _assemble(args)
         return _inspect(args)
     except (CheckpointError, ConfigError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+
+
+def add_assemble_parser(sub) -> None:
+    p = sub.add_parser(
+        "assemble", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="assemble upstream checkpoints into one native .safetensors",
+        description="Build the model from --checkpoint sources (a whole-model file such as an Open-VLJEPA "
+                    "best.pt, or COMPONENT=PATH per component), each loaded strictly, and write it as one "
+                    "native checkpoint with its config and every source's sha256 in the metadata. The config "
+                    "is derived from the sources' shapes and config.json on top of --preset (default: paper),"
+                    " unless --config is given. Exit status: 0 written, 2 error (nothing written).")
+    p.add_argument("--checkpoint", action="append", required=True, metavar="[COMPONENT=]PATH",
+                   help="a checkpoint file or folder (repeatable)")
+    p.add_argument("--random-weights", nargs="+", default=[], choices=COMPONENTS, metavar="COMPONENT",
+                   help="components no checkpoint provides, left at random init on purpose")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--preset", choices=list(PRESETS), help="base of the derived config (default: paper)")
+    model.add_argument("--config", type=Path, metavar="FILE.json", help="the model config (no derivation)")
+    p.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+
+def _assemble(args) -> int:
+    if args.out.exists() and not args.force:
+        raise CheckpointError(f"{args.out} exists; pass --force to replace it")
+    model, cfg, reports, sources, notes = assemble_from_args(args.checkpoint, args.random_weights,
+                                                               args.preset, args.config)
+    for note in notes:
+        print(f"config:  {note}")
+    for report in reports:
+        print(f"loaded:  {report.summary()}")
+    save_checkpoint(model, args.out, cfg, sources=json.dumps(sources))
+    print(f"wrote {args.out} (config {cfg.name!r}; pass it with --checkpoint)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from edge_vljepa.cli import HelpFormatter
-from edge_vljepa.config import CAPTION_QUERY, COMPONENTS, PRESETS
+from edge_vljepa.cli import HelpFormatter, add_model_arguments
+from edge_vljepa.config import CAPTION_QUERY, COMPONENTS, ConfigError, resolve_config
 from edge_vljepa.data.video import VideoFile
 from edge_vljepa.data.world import sample_stream
 from edge_vljepa.data.write import write_video
@@ -342,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     g = sub.add_parser("gpu", help="PyTorch CUDA latency per contract method (needs an NVIDIA GPU)",
                        formatter_class=HelpFormatter)
-    g.add_argument("--preset", default="paper", choices=list(PRESETS))
+    add_model_arguments(g, default="paper")
     g.add_argument("--checkpoint", type=Path, help="native .safetensors (default: random weights)")
     g.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=DTYPES)
     g.add_argument("--warmup", type=int, default=10)
@@ -385,9 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 20 or args.warmup < 1:
         print("error: --runs must be >= 20 and --warmup >= 1", file=sys.stderr)
         return 2
-    rows = gpu_latency(args.preset, args.dtypes, args.warmup, args.runs, args.checkpoint)
-    report = gpu_report(args, rows)
-    md, js = write_report(args.out, "gpu", report, {"preset": args.preset, "rows": rows},
+    try:
+        cfg = resolve_config(args.preset, args.config, default="paper")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    rows = gpu_latency(cfg, args.dtypes, args.warmup, args.runs, args.checkpoint)
+    report = gpu_report(args, cfg, rows)
+    md, js = write_report(args.out, "gpu", report,
+                          {"preset": cfg.name, "config": cfg.to_dict(), "rows": rows},
                           command_line("experiments.bench", args.argv))
     print(report)
     print(f"wrote {md} and {js}")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from edge_vljepa.config import get_preset
+from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import build_model, method_modules
 from edge_vljepa.pretrained import load_model
@@ -38,10 +38,9 @@ def example_inputs(spec, torch_dtype, device) -> list:
     return args
 
 
-def gpu_latency(preset: str, dtypes: list[str], warmup: int, runs: int,
+def gpu_latency(cfg: ModelConfig, dtypes: list[str], warmup: int, runs: int,
                 checkpoint: Path | None = None) -> list[dict]:
     """One row per (method, dtype): median / p90 ms, GFLOP per call, TFLOP/s, peak memory GiB."""
-    cfg = get_preset(preset)
     weights = (load_model(cfg, checkpoint) if checkpoint else build_model(cfg)).eval()
     rows = []
     for name in dtypes:
@@ -77,9 +76,9 @@ def gpu_latency(preset: str, dtypes: list[str], warmup: int, runs: int,
     return rows
 
 
-def gpu_report(args, rows: list[dict]) -> str:
+def gpu_report(args, cfg: ModelConfig, rows: list[dict]) -> str:
     weights = f"checkpoint {args.checkpoint}" if args.checkpoint else "random weights"
-    lines = [f"# PyTorch CUDA latency: preset {args.preset} ({weights})",
+    lines = [f"# PyTorch CUDA latency: model {cfg.name} ({weights})",
              "", f"Command: `{command_line('experiments.bench', args.argv)}`", "",
              f"Machine: {cpu_name()}, {gpu_name()}; torch {torch.__version__}", "",
              f"Batch 1, contract shapes, eager PyTorch (no compile, no CUDA graphs); {args.warmup} warm-up "
@@ -89,7 +88,7 @@ def gpu_report(args, rows: list[dict]) -> str:
              "| method | dtype | median ms | p90 ms | GFLOP | TFLOP/s | peak GiB | speed-up vs fp32 |",
              "|---|---|---|---|---|---|---|---|"]
     fp32 = {r["method"]: r["median_ms"] for r in rows if r["dtype"] == "fp32"}
-    order = [spec.name for spec in build_contract(get_preset(args.preset))]
+    order = [spec.name for spec in build_contract(cfg)]
     for r in sorted(rows, key=lambda r: (order.index(r["method"]), DTYPES.index(r["dtype"]))):
         speedup = f"{fp32[r['method']] / r['median_ms']:.2f}x" if r["method"] in fp32 else "-"
         lines.append(f"| {r['method']} | {r['dtype']} | {r['median_ms']:.2f} | {r['p90_ms']:.2f} | "

@@ -40,8 +40,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from edge_vljepa.cli import HelpFormatter, exits_quietly_on_interrupt, quiet_known_library_noise
-from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, get_preset
+from edge_vljepa.cli import (
+    HelpFormatter,
+    add_model_arguments,
+    exits_quietly_on_interrupt,
+    quiet_known_library_noise,
+)
+from edge_vljepa.config import CAPTION_QUERY, ConfigError, resolve_config
 from edge_vljepa.contract import MethodSpec, build_contract
 from edge_vljepa.data.video import VideoError
 from edge_vljepa.models import COMPONENTS
@@ -52,7 +57,7 @@ from edge_vljepa.recording import clip_windows, loop_calls, parity_inputs, recor
 from edge_vljepa.weights import CheckpointError
 from export.artifact import ArtifactBuilder, ExportError, OutLock, check_out_dir
 from export.calibration import stream_file, video_files
-from export.reference import default_labels, reference_backend, with_tokenizers
+from export.reference import default_labels, model_and_reference, reference_backend, with_tokenizers
 from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
 from runtimes.backends import set_threads
 from runtimes.backends.onnxruntime import OnnxRuntimeBackend
@@ -182,9 +187,17 @@ def check_requirements(target: Target) -> None:
 def build_parser(target: Target) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=target.prog, description=target.description,
                                 formatter_class=HelpFormatter)
-    p.add_argument("--preset", default="default", choices=list(PRESETS), help="model preset")
-    p.add_argument("--checkpoint", type=Path, help="native .safetensors (default: the preset's shipped "
-                                                    "weights if any, else random weights)")
+    add_model_arguments(p)
+    p.add_argument("--checkpoint", action="append", default=[], metavar="[COMPONENT=]PATH",
+                   help="weights (default: the preset's shipped weights if any, else random weights): one "
+                        "native .safetensors, or upstream checkpoints assembled into the model, e.g. an "
+                        "Open-VLJEPA best.pt plus x_encoder=vjepa2-vitl-fpc64-256/, or x_encoder=vitl.pt "
+                        "predictor=Llama-3.2-1B/ "
+                        "y_encoder=embeddinggemma-300m/ (repeatable; the config is derived from their shapes "
+                        "and config.json on top of --preset, default paper, unless --config is given)")
+    p.add_argument("--random-weights", nargs="+", default=[], choices=COMPONENTS, metavar="COMPONENT",
+                   help="with upstream --checkpoint sources: components none of them provides, exported "
+                        "untrained on purpose (e.g. y_decoder, which no public checkpoint has)")
     target.add_arguments(p)
     p.add_argument("--tokenizer", action="append", default=[], metavar="NAME=PATH",
                    help="tokenizer.json (or its folder) of a tokenizer the preset names, e.g. "
@@ -240,7 +253,7 @@ def main(target: Target, argv=None) -> int:
 def export(target: Target, args, lock: OutLock | None) -> int:
     """Steps 1-6 of the module docstring; `lock` (on --out) is taken before the reference loads."""
     try:
-        cfg = get_preset(args.preset)
+        cfg = resolve_config(args.preset, args.config)
         overrides = parse_overrides(args.quant_component, target.quant_modes)
         components = [c for c in COMPONENTS if c in args.components]
         left_out = sorted(set(overrides) - set(components))
@@ -255,9 +268,12 @@ def export(target: Target, args, lock: OutLock | None) -> int:
         check_out_dir(args.out, args.force)
         lock.acquire()
         files = parse_tokenizers(args.tokenizer)
-        random_weights = args.checkpoint is None and shipped_checkpoint(cfg.name) is None
+        reference, checkpoint, sources, config_notes = model_and_reference(args)
+        cfg = reference.cfg
+        random_weights = ((not args.checkpoint and shipped_checkpoint(cfg.name) is None)
+                          or {"predictor", "y_encoder"} <= set(args.random_weights))
         cfg, tokenizer_notes = with_tokenizers(cfg, files, random_weights)
-        reference, checkpoint = reference_backend(cfg, args.checkpoint)
+        reference.cfg, reference.contract = cfg, build_contract(cfg)
         reference.release(set(COMPONENTS) - reference_components(quant))
     except (ExportError, ConfigError, CheckpointError) as e:
         return error(e)
@@ -268,12 +284,19 @@ def export(target: Target, args, lock: OutLock | None) -> int:
     print(f"out         {args.out}")
     for leftover in lock.cleaned:
         print(f"cleaned     {leftover} (left by an interrupted export)")
+    for note in config_notes:
+        print(f"config      {note}")
+    for component, source in (sources or {}).items():
+        fmt = f" ({source['format']})" if "format" in source else ""
+        print(f"weights     {component}: {source['source']}{fmt}")
     for note in tokenizer_notes:
         print(f"note        {note}")
     start = time.perf_counter()
     labels = default_labels(cfg)
     try:
         with ArtifactBuilder(args.out, args.force, target.name, cfg, checkpoint, lock=lock) as art:
+            if sources is not None:
+                art.manifest["model"]["sources"] = sources  # each component's file(s) and sha256
             tmp = art.scratch
             print("data        recording calibration inputs (real decoded frames)...", flush=True)
             n = args.calibration_windows
@@ -362,7 +385,7 @@ def parity_only(target: Target, args) -> int:
         if unavailable:
             raise ExportError(unavailable)
         model = artifact.manifest["model"]
-        checkpoint = args.checkpoint
+        checkpoint = Path(args.checkpoint[0]) if args.checkpoint else None
         if checkpoint is None and model["checkpoint_sha256"] and Path(model["checkpoint"]).is_file():
             checkpoint = Path(model["checkpoint"])
         reference, weights = reference_backend(artifact.cfg, checkpoint)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from edge_vljepa.config import ModelConfig
+from edge_vljepa.config import ModelConfig, resolve_config
 from edge_vljepa.data.world import world_labels
 from edge_vljepa.preprocess import TEXT_COMPONENTS, tokenizer_file
 from edge_vljepa.pretrained import shipped_labels
+from edge_vljepa.weights import FORMAT, assemble_from_args, read_metadata
 from export.artifact import ExportError
 from runtimes.backends.pytorch import PyTorchBackend
 
@@ -18,6 +19,31 @@ def reference_backend(cfg: ModelConfig, checkpoint: Path | None) -> tuple[PyTorc
     """The eager reference (a checkpoint, the shipped weights, or random init) and which it is."""
     backend = PyTorchBackend(cfg, checkpoint=str(checkpoint) if checkpoint else None)
     return backend, str(backend.weights)
+
+
+def is_native(checkpoints: list[str]) -> bool:
+    """One plain PATH to this project's own .safetensors: the single-checkpoint path of old."""
+    if len(checkpoints) != 1 or "=" in checkpoints[0] or not checkpoints[0].endswith(".safetensors"):
+        return False
+    return read_metadata(checkpoints[0]).get("format") == FORMAT if Path(checkpoints[0]).is_file() else True
+
+
+def model_and_reference(args) -> tuple[PyTorchBackend, str, dict | None, list[str]]:
+    """The reference of --preset/--config and --checkpoint (one native file, or upstream sources that are
+    assembled, the config derived from them unless --config is given): (backend, weights, provenance
+    of each component or None, notes)."""
+    checkpoints = [str(c) for c in args.checkpoint or []]
+    random = list(getattr(args, "random_weights", []) or [])
+    if checkpoints and not is_native(checkpoints):
+        model, cfg, _, sources, notes = assemble_from_args(checkpoints, random, args.preset, args.config)
+        weights = "assembled from " + ", ".join(checkpoints)
+        return PyTorchBackend(cfg, model=model, weights=weights), weights, sources, notes
+    if random:
+        raise ExportError("--random-weights is for upstream checkpoints; without --checkpoint every "
+                          "component of a preset without shipped weights is random")
+    cfg = resolve_config(args.preset, args.config)
+    backend, weights = reference_backend(cfg, Path(checkpoints[0]) if checkpoints else None)
+    return backend, weights, None, []
 
 
 def default_labels(cfg: ModelConfig) -> list[str]:

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_vljepa.cli import HelpFormatter, exits_quietly_on_interrupt
-from edge_vljepa.config import CAPTION_QUERY, PRESETS, ConfigError, ModelConfig, get_preset
+from edge_vljepa.cli import HelpFormatter, add_model_arguments, exits_quietly_on_interrupt
+from edge_vljepa.config import CAPTION_QUERY, ConfigError, ModelConfig, resolve_config
 from edge_vljepa.contract import ContractError, build_contract
 from edge_vljepa.data.video import Camera, VideoError, VideoFile
 from edge_vljepa.outputs import OutputError, check_output_file
@@ -83,9 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", type=int, help="a camera index (live: frames are dropped if the loop lags)")
     p.add_argument("--artifacts", type=Path, help="an exported artifact directory (executorch, onnxruntime, "
                                                   "coreml) to run instead of the PyTorch reference")
-    p.add_argument("--preset", choices=list(PRESETS),
-                   help="model preset of the PyTorch reference (default: default); with --artifacts, the "
-                        "artifact must have been exported for it")
+    add_model_arguments(p, preset_help="model preset of the PyTorch reference; with --artifacts, "
+                                       "the artifact must have been exported for it")
     p.add_argument("--checkpoint", type=Path,
                    help="PyTorch reference: native .safetensors checkpoint (default: the preset's shipped "
                         "weights if any, else random weights)")
@@ -201,7 +200,7 @@ class Model:
 
 
 def reference_model(args) -> Model:
-    cfg = get_preset(args.preset or "default")
+    cfg = resolve_config(args.preset, args.config)
     tokenizers = {c: component_tokenizer(cfg, c) for c in TEXT_COMPONENTS}
     tokenizers["predictor"].encode(args.query, what="query")  # an over-long query fails before any work
     labels_path = args.labels or (DEFAULT_LABELS if DEFAULT_LABELS.is_file() else None)
@@ -242,8 +241,9 @@ def artifact_model(args, artifact: Artifact) -> Model:
 
 def open_artifact(args) -> Artifact:
     artifact = Artifact(args.artifacts)
-    if args.preset:
-        artifact.check_contract(build_contract(get_preset(args.preset)), f"--preset {args.preset}")
+    if args.preset or args.config:
+        flag = f"--preset {args.preset}" if args.preset else f"--config {args.config}"
+        artifact.check_contract(build_contract(resolve_config(args.preset, args.config)), flag)
     return artifact
 
 

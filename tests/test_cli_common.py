@@ -46,7 +46,7 @@ def test_ctrl_c_while_an_exporter_starts_exits_quietly_and_leaves_nothing(tmp_pa
 
     def interrupted(*args):
         raise KeyboardInterrupt
-    monkeypatch.setattr(pipeline, "reference_backend", interrupted)
+    monkeypatch.setattr(pipeline, "model_and_reference", interrupted)
     assert to_executorch.main(["--preset", "tiny", "--out", str(tmp_path / "art")]) == 130
     assert "Traceback" not in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # the lock was released and removed

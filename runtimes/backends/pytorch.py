@@ -19,12 +19,14 @@ from edge_vljepa.pretrained import load_model, shipped_checkpoint
 class PyTorchBackend:
     name = "pytorch"
 
-    def __init__(self, cfg: ModelConfig, checkpoint: str | None = None):
-        """checkpoint None: the preset's shipped weights if it has them (default), else random init."""
+    def __init__(self, cfg: ModelConfig, checkpoint: str | None = None, model=None,
+                 weights: str | None = None):
+        """checkpoint None: the preset's shipped weights if it has them (default), else random init.
+        model: an already loaded model of `cfg` (assembled from upstream checkpoints), named by `weights`."""
         self.cfg = cfg
         self.contract = build_contract(cfg)
-        self.model = load_model(cfg, checkpoint)
-        self.weights = checkpoint or shipped_checkpoint(cfg.name) or "random weights"
+        self.model = model.eval() if model is not None else load_model(cfg, checkpoint)
+        self.weights = weights or checkpoint or shipped_checkpoint(cfg.name) or "random weights"
         self._methods = method_modules(self.model)
 
     def release(self, components) -> None:
