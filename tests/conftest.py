@@ -21,6 +21,15 @@ def tiny_fp32_artifact(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def artifact(tiny_fp32_artifact):
+    """The directory of the tiny fp32 ExecuTorch artifact, whose export must have passed (a test module
+    may define its own `artifact`)."""
+    code, out = tiny_fp32_artifact
+    assert code == 0, "the tiny ExecuTorch export failed"
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_onnx_fp32_artifact(tmp_path_factory):
     """(exit status, artifact directory) of `export.to_onnx --preset tiny` (fp32, with .ort files)."""
     from export import to_onnx

@@ -58,13 +58,6 @@ def host(native, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def artifact(tiny_fp32_artifact):
-    code, out = tiny_fp32_artifact
-    assert code == 0, "the tiny ExecuTorch export failed"
-    return out
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """A short synthetic-world video (MJPG .avi, 64x48, 8 fps, 15 s) and its frames as raw RGB and NV21 files
     with the timestamps the native CLI uses (the container's, as edge_vljepa's VideoFile reads them)."""

@@ -24,13 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def artifact(tiny_fp32_artifact):
-    code, out = tiny_fp32_artifact
-    assert code == 0
-    return out
-
-
-@pytest.fixture(scope="session")
 def video(tmp_path_factory):
     from edge_vljepa.data.__main__ import main as data_main
 

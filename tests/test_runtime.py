@@ -27,13 +27,6 @@ FAST_PARITY = ["--windows", "4"]
 
 
 @pytest.fixture(scope="module")
-def artifact(tiny_fp32_artifact):
-    code, out = tiny_fp32_artifact
-    assert code == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def video(tmp_path_factory):
     path, _ = write_video(sample_stream("test", 0, seed=3, minutes=0.25), tmp_path_factory.mktemp("video"),
                           64, 48, fmt="avi")
