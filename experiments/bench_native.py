@@ -65,10 +65,9 @@ def python_run(artifact_dir: str, video: str, policy: str, params: dict, stride:
 def native_run(cli: Path, artifact_dir: Path, video: Path, policy: str, params: dict, stride: int,
                threads: int, labels: Path | None, workdir: Path) -> dict:
     """`vljepa-stream` over the video; its summary (--summary JSON) and peak RSS."""
-    summary, events = workdir / f"{policy}.summary.json", workdir / f"{policy}.jsonl"
+    summary = workdir / f"{policy}.summary.json"
     command = [str(cli), "--artifacts", str(artifact_dir), "--video", str(video), "--policy", policy,
-               "--stride", str(stride), "--threads", str(threads), "--quiet", "--summary", str(summary),
-               "--events", str(events)]
+               "--stride", str(stride), "--threads", str(threads), "--quiet", "--summary", str(summary)]
     for name, value in params.items():
         command += [CLI_FLAGS[name], str(value)]
     if labels is not None:
@@ -76,11 +75,15 @@ def native_run(cli: Path, artifact_dir: Path, video: Path, policy: str, params: 
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"vljepa-stream failed: {done.stderr.strip()}")
-    s = json.loads(summary.read_text())
-    ms = [json.loads(line)["ms"] for line in events.read_text().splitlines()]
-    return {"windows": s["windows"], "decodes": s["decodes"], "wall_s": s["wall_s"],
-            "backend_s": s["backend_s"], "outside_backend_s": s["outside_backend_s"],
-            "preprocess_s": sum(m.get("preprocess", 0.0) for m in ms) / 1e3,
+    return native_figures(json.loads(summary.read_text()), wall="wall_s")
+
+
+def native_figures(s: dict, wall: str) -> dict:
+    """The figures of the core's summary JSON (evj_summary_json); `wall`: the time the loop overhead is
+    a share of ("wall_s": the whole process loop, decoding included; "core_s": inside the core's calls)."""
+    return {"windows": s["windows"], "decodes": s["decodes"], "wall_s": s[wall], "backend_s": s["backend_s"],
+            "outside_backend_s": s[wall] - s["backend_s"],
+            "preprocess_s": s["stage_total_ms"].get("preprocess", 0.0) / 1e3,
             "stage_ms": {k: tuple(v) for k, v in s["stage_ms"].items()}, "peak_rss_mb": s["peak_rss_mb"]}
 
 
@@ -104,11 +107,7 @@ def core_run(tool: Path, artifact_dir: Path, raw: Path, threads: int, labels: Pa
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"evj_raw_stream failed: {done.stderr.strip()}")
-    s = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"windows": s["windows"], "decodes": s["decodes"], "wall_s": s["core_s"],
-            "backend_s": s["backend_s"], "outside_backend_s": s["core_s"] - s["backend_s"],
-            "preprocess_s": s["stage_total_ms"].get("preprocess", 0.0) / 1e3,
-            "stage_ms": {k: tuple(v) for k, v in s["stage_ms"].items()}, "peak_rss_mb": s["peak_rss_mb"]}
+    return native_figures(json.loads(done.stdout.strip().splitlines()[-1]), wall="core_s")
 
 
 def per_window_ms(run: dict) -> float:

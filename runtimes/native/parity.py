@@ -29,12 +29,11 @@ from edge_vljepa.parity import record_stream
 from edge_vljepa.streaming import Event, LabelBank, read_events
 from runtimes.artifact import Artifact
 from runtimes.backends import open_backend
+from runtimes.stream import PARAM_FLAGS
 
 MIN_COSINE = 0.9999  # window embeddings, native vs Python on the same artifact (same kernels, same frames)
-# decode-policy parameter -> vljepa-stream flag (the Python CLI's names)
-CLI_FLAGS = {"every_s": "--every", "rate_hz": "--rate", "n_segments": "--segments",
-             "threshold": "--threshold", "confirm": "--confirm", "min_interval_s": "--min-interval",
-             "max_interval_s": "--max-interval"}
+# decode-policy parameter -> vljepa-stream flag: the Python CLI's flags, which the native CLI shares
+CLI_FLAGS = {param: "--" + dest.replace("_", "-") for param, dest in PARAM_FLAGS.items()}
 
 
 def native_cli(build_dir: Path | None = None) -> Path:
