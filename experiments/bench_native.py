@@ -4,8 +4,8 @@ Each runs the whole streaming loop over the same video with the same thread coun
 one after the other:
   python  the Python runtime (`edge_vljepa.streaming.run_stream` over the artifact's ExecuTorch
           backend) in a spawned process, decoding the video with OpenCV's Python package;
-  cli     `vljepa-stream`, decoding the video with OpenCV's C++ library (Debian's links some 250
-          shared libraries: image codecs, GDAL, FFmpeg, ... which count in its memory);
+  cli     `vljepa-stream`, decoding the video with FFmpeg's libraries (Debian's build links some 150
+          shared libraries, which count in its memory);
   core    `evj_raw_stream` (runtimes/native/tests/tools): the core alone in its process, fed the
           video's frames as raw RGB from a file: what an app adds to its process.
 Per decode policy: windows, per-window latency (X-Encoder + Predictor medians), time inside backend

@@ -4,7 +4,8 @@
 # and the Android demo's host tests (a JDK with jni.h, aapt2). Installs only what is missing; runs
 # apt-get as root, or through sudo.
 set -euo pipefail
-packages=(cmake g++ binutils nlohmann-json3-dev libopencv-dev libgtest-dev libgmock-dev zlib1g-dev
+packages=(cmake g++ binutils pkg-config nlohmann-json3-dev libopencv-dev libavformat-dev libavcodec-dev libswscale-dev
+          libavutil-dev libgtest-dev libgmock-dev zlib1g-dev
           clang-14 libclang-rt-14-dev openjdk-17-jdk-headless aapt)
 missing=()
 for p in "${packages[@]}"; do

@@ -312,14 +312,14 @@ def test_native_cli_ends_a_video_like_the_python_cli(native, artifact, tmp_path,
             assert "shorter than one window" in r.stderr and "no window" in r.stdout
 
 
-def test_parity_native_gates_the_core_and_reports_the_cli(native, artifact, video, tmp_path, capsys):
+def test_parity_native_gates_the_core_and_the_cli(native, artifact, video, tmp_path, capsys):
     from runtimes.parity import main as parity_main
     out = tmp_path / "report"
     code = parity_main(["--artifacts", str(artifact), "--video", str(video), "--native", "--out", str(out)])
     printed = capsys.readouterr().out
     assert code == 0 and "NATIVE PARITY PASSED" in printed, printed
     result = json.loads((out / "native.json").read_text())
-    for side in ("core", "cli"):  # a synthetic .avi: both decoders give the same pixels
+    for side in ("core", "cli"):
         r = result[side]
         assert r["windows"]["python"] == r["windows"]["native"] == r["windows"]["identical_times"] > 10
         assert r["top1"]["identical"] == r["top1"]["of"] and r["decodes"]["identical"]
@@ -356,3 +356,48 @@ def test_bench_native_measures_both_sides(native, artifact, video, tmp_path, cap
         assert 0 < run["native"]["peak_rss_mb"] < run["python"]["peak_rss_mb"]
     assert 0 < data["core"]["peak_rss_mb"] < data["runs"][0]["native"]["peak_rss_mb"]
     assert data["custom_labels"]["core"]["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize("fourcc,ext", [("XVID", "avi"), ("mp4v", "mp4"), ("MJPG", "avi")])
+def test_cli_decodes_video_like_opencv_python(native, tmp_path, fourcc, ext):
+    """vljepa-stream decodes with FFmpeg's libraries (Debian's 5.1 here), the Python loop with opencv-python's
+    VideoCapture (its own FFmpeg): the same pixels, timestamps, frame rate and frame count, at a frame size
+    that is not a multiple of 16 (bit-exact decoders; without them XVID differs by up to 2 levels)."""
+    import cv2
+
+    w, h, n, fps = 90, 70, 24, 12.5
+    path = tmp_path / f"clip.{ext}"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    rng = np.random.default_rng(0)
+    for i in range(n):  # sharp-edged coloured blocks: IDCT cases where FFmpeg's SIMD versions round apart
+        frame = np.zeros((h, w, 3), np.uint8)
+        for _ in range(30):
+            x, y = rng.integers(0, w - 20), rng.integers(0, h - 20)
+            frame[y:y + rng.integers(4, 20), x:x + rng.integers(4, 20)] = rng.integers(0, 256, 3)
+        writer.write(np.roll(frame, 3 * i, axis=1))
+    writer.release()
+
+    done = subprocess.run([str(native["cli"].parent / "evj_decode"), str(path), str(tmp_path / "frames.bgr")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    cap = cv2.VideoCapture(str(path))
+    frames, times = [], []
+    while (read := cap.read())[0]:
+        frames.append(read[1])
+        times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1e3)
+    assert (info["width"], info["height"]) == (w, h) and len(frames) == n == len(info["times"])
+    assert info["fps"] == pytest.approx(cap.get(cv2.CAP_PROP_FPS))
+    assert info["frame_count"] == int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    np.testing.assert_allclose(info["times"], times, atol=1e-9)
+    native_frames = np.fromfile(tmp_path / "frames.bgr", np.uint8).reshape(n, h, w, 3)
+    np.testing.assert_array_equal(native_frames, np.stack(frames))
+
+
+def test_cli_names_a_video_it_cannot_decode(native, tmp_path):
+    bad = tmp_path / "noise.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    done = subprocess.run([str(native["cli"].parent / "evj_decode"), str(bad), str(tmp_path / "x.bgr")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: cannot read {bad} as a video") and done.stderr.count("\n") == 1

@@ -1,5 +1,5 @@
 // vljepa-stream: the native twin of `python -m runtimes.stream --artifacts DIR`: the streaming loop of the
-// C API (include/edge_vljepa.h) on a video file or a camera, decoded with OpenCV's VideoCapture.
+// C API (include/edge_vljepa.h) on a video file or a camera, decoded with FFmpeg (video_source.hpp).
 //
 //   vljepa-stream --artifacts DIR (--video FILE | --camera N) [--query Q] [--labels FILE] [--policy P]
 //                 [--every S] [--rate HZ] [--segments N] [--threshold D] [--confirm N] [--min-interval S]
@@ -25,10 +25,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
-#include <opencv2/videoio.hpp>
 
 #include "edge_vljepa.h"
+#include "video_source.hpp"
 
 namespace {
 
@@ -54,7 +53,7 @@ const char* kHelp =
     "when the Y-Decoder turns the embedding stream into text. Policy, parameters and stride default to the\n"
     "artifact's decode defaults.\n\n"
     "  --artifacts DIR     an exported executorch artifact directory (required)\n"
-    "  --video FILE        a video file (anything OpenCV reads)\n"
+    "  --video FILE        a video file (anything FFmpeg decodes)\n"
     "  --camera N          a camera index (live: the newest frame wins, older ones are dropped)\n"
     "  --query Q           the predictor's text query (default: what is happening?)\n"
     "  --labels FILE       label list, one per line (default: the artifact's label bank)\n"
@@ -283,16 +282,16 @@ int fail(const std::string& message) {
   return 2;
 }
 
-evj_frame bgr_frame(const cv::Mat& bgr, double t) {
+evj_frame bgr_frame(const VideoFrame& bgr, double t) {
   evj_frame f{};
   f.format = EVJ_FORMAT_BGR;
-  f.width = bgr.cols;
-  f.height = bgr.rows;
+  f.width = bgr.width;
+  f.height = bgr.height;
   f.timestamp_s = t;
-  f.planes[0] = bgr.data;
-  f.row_stride[0] = int32_t(bgr.step[0]);
+  f.planes[0] = bgr.bgr;
+  f.row_stride[0] = bgr.stride;
   f.pixel_stride[0] = 3;
-  f.plane_size[0] = bgr.step[0] * size_t(bgr.rows);
+  f.plane_size[0] = size_t(bgr.stride) * size_t(bgr.height);
   return f;
 }
 
@@ -301,9 +300,7 @@ evj_frame bgr_frame(const cv::Mat& bgr, double t) {
 int main(int argc, char** argv) {
   Args args = parse(argc, argv);
   evj_session* s = nullptr;
-  cv::VideoCapture cap;
-  double fps = 0;
-  int64_t frame_count = 0;
+  std::unique_ptr<VideoSource> cap;
   json info;
   auto check = [&](evj_status st) {
     if (st != EVJ_OK) throw std::runtime_error(evj_last_error());
@@ -321,21 +318,14 @@ int main(int argc, char** argv) {
     // the source before the model work, as the Python CLI
     if (!args.video.empty()) {
       if (access(args.video.c_str(), F_OK) != 0) throw std::runtime_error("video file not found: " + args.video);
-      if (!cap.open(args.video) || !cap.isOpened())
-        throw std::runtime_error("cannot read " + args.video + " as a video: not a video file, or a corrupted, truncated or empty one "
-                                 "(OpenCV/FFmpeg found no decodable stream)");
-      fps = cap.get(cv::CAP_PROP_FPS);
-      frame_count = std::max<int64_t>(int64_t(cap.get(cv::CAP_PROP_FRAME_COUNT)), 0);
-      cv::Mat first;
-      if (!cap.read(first)) throw std::runtime_error("video " + args.video + " contains no frames; record or export it again");
-      if (!(fps > 0 && std::isfinite(fps)))
+      cap = VideoSource::open_file(args.video);
+      VideoFrame first;
+      if (!cap->read(first)) throw std::runtime_error("video " + args.video + " contains no frames; record or export it again");
+      if (!(cap->fps > 0 && std::isfinite(cap->fps)))
         throw std::runtime_error("video " + args.video + " has no frame rate; re-encode it with one, e.g. ffmpeg -i IN -r 30 OUT.mp4");
-      cap.release();
-      cap.open(args.video);
+      cap = VideoSource::open_file(args.video);  // from the first frame again
     } else {
-      if (!cap.open(*args.camera) || !cap.isOpened())
-        throw std::runtime_error("camera " + std::to_string(*args.camera) + " is not available: check that it is connected and not used by "
-                                 "another program, or pick another index");
+      cap = VideoSource::open_camera(*args.camera);
     }
     check(evj_set_query(s, args.query.c_str()));
     if (!args.labels.empty()) {
@@ -366,8 +356,8 @@ int main(int argc, char** argv) {
             << "), weights: " << (info["weights"].is_null() ? "None" : info["weights"].get<std::string>()) << "\n";
   if (!args.video.empty()) {
     char src[512];
-    std::snprintf(src, sizeof src, "source    %s (%dx%d, %.2f fps, %lld frames)", args.video.c_str(), int(cap.get(cv::CAP_PROP_FRAME_WIDTH)),
-                  int(cap.get(cv::CAP_PROP_FRAME_HEIGHT)), fps, (long long)frame_count);
+    std::snprintf(src, sizeof src, "source    %s (%dx%d, %.2f fps, %lld frames)", args.video.c_str(), cap->width, cap->height,
+                  cap->fps, (long long)cap->frame_count);
     std::cout << src << "\n";
   } else {
     std::cout << "source    camera " << *args.camera << " (live)\n";
@@ -399,11 +389,11 @@ int main(int argc, char** argv) {
   if (!args.video.empty()) {
     // -- a file: every frame, synchronously, with the container's timestamps (as edge_vljepa VideoFile)
     int64_t count = 0;
-    double t_prev = -INFINITY;
-    cv::Mat bgr;
-    while (!g_interrupted && cap.read(bgr)) {
-      double t = cap.get(cv::CAP_PROP_POS_MSEC) / 1e3;
-      if (!(t > t_prev)) t = count ? t_prev + 1 / fps : 0.0;
+    double t_prev = -INFINITY, fps = cap->fps, frame_count = double(cap->frame_count);
+    VideoFrame bgr;
+    while (!g_interrupted && cap->read(bgr)) {
+      double t = bgr.t;
+      if (!(t > t_prev)) t = count ? t_prev + 1 / fps : 0.0;  // unknown or repeated timestamps
       evj_frame f = bgr_frame(bgr, t);
       int64_t before = view.count;
       if ((st = evj_process_frame(s, &f)) != EVJ_OK) break;
@@ -413,13 +403,12 @@ int main(int argc, char** argv) {
     }
     // the end of the file is its duration (the header's frame count at its frame rate), not its frame
     // count: a sparse file has fewer frames, with gaps in their timestamps (edge_vljepa VideoFile.reached_end)
-    double slack = std::max<double>(2, 0.01 * double(frame_count));
-    bool reached_end = double(count) >= double(frame_count) - slack ||
-                       t_prev + 1 / fps >= (double(frame_count) - slack) / fps;
+    double slack = std::max<double>(2, 0.01 * frame_count);
+    bool reached_end = double(count) >= frame_count - slack || t_prev + 1 / fps >= (frame_count - slack) / fps;
     if (st == EVJ_OK && !g_interrupted && !reached_end) {
       char buf[512];
       std::snprintf(buf, sizeof buf, "VideoError: video %s broke after %lld of %lld frames (at %.2f s): the file is truncated or corrupted",
-                    args.video.c_str(), (long long)count, (long long)frame_count, t_prev);
+                    args.video.c_str(), (long long)count, (long long)cap->frame_count, t_prev);
       source_error = buf;
     }
   } else {
@@ -427,8 +416,8 @@ int main(int argc, char** argv) {
     std::atomic<bool> stop{false}, ended{false};
     auto start = std::chrono::steady_clock::now();
     std::thread capture([&] {
-      cv::Mat bgr;
-      while (!stop && cap.read(bgr)) {
+      VideoFrame bgr;
+      while (!stop && cap->read(bgr)) {
         double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         evj_frame f = bgr_frame(bgr, t);
         evj_push_frame(s, &f);
