@@ -47,7 +47,14 @@ def rope_split(head_dim: int) -> int:
 
 @dataclass(frozen=True)
 class XEncoderConfig:
-    """V-JEPA 2 video ViT: tubelet patches, pre-norm blocks, GELU MLP, 3D RoPE, no absolute pos-embed."""
+    """V-JEPA 2 video ViT: tubelet patches, pre-norm blocks, GELU MLP, 3D RoPE, no absolute pos-embed.
+
+    variant "vjepa2": V-JEPA 2 (vitl.pt, vith.pt, vitg.pt; the Hugging Face VJEPA2Model).
+    variant "vjepa2.1": V-JEPA 2.1's encoder (facebookresearch/vjepa2 app/vjepa_2_1): a learned vector
+      (video_mod_embed) added to every patch token; RoPE frequencies interleaved (w0, w0, w1, w1, ...)
+      instead of V-JEPA 2's repeated table; row and column positions rescaled to the pretraining grid
+      (256 px / patch_size: p * (grid - 1) / (side - 1)); the output norm is its last hierarchical norm.
+    """
 
     img_size: int = 256
     patch_size: int = 16
@@ -60,10 +67,16 @@ class XEncoderConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-6
+    variant: str = "vjepa2"
 
     def __post_init__(self) -> None:
         _positive(self, "img_size", "patch_size", "num_frames", "tubelet_size", "in_chans",
                   "embed_dim", "depth", "num_heads", "mlp_ratio")
+        _check(self.variant in ("vjepa2", "vjepa2.1"),
+               f"XEncoderConfig.variant must be 'vjepa2' or 'vjepa2.1', got {self.variant!r}")
+        _check(self.variant == "vjepa2" or self.img_size > self.patch_size,
+               f"XEncoderConfig: variant 'vjepa2.1' rescales RoPE positions by the patch grid, which needs "
+               f"img_size > patch_size (got {self.img_size} and {self.patch_size})")
         _check(self.img_size % self.patch_size == 0,
                f"XEncoderConfig.img_size ({self.img_size}) must be a multiple of patch_size "
                f"({self.patch_size}); e.g. img_size={self.img_size // self.patch_size * self.patch_size}")

@@ -12,12 +12,15 @@ calls `main(target, argv)`, which does the rest the same way for all of them:
   4. per component, `Target.lower` writes its file(s) into an ArtifactBuilder (a temporary directory
      renamed into place at the end: a failure half-way leaves nothing that looks complete);
   5. parity against the reference through the target's runtime on this host (edge_vljepa/parity.py), or
-     the reason it cannot run here;
+     the reason it cannot run here: the gates are every tensor tolerance, decode-event F1 and, for a
+     model trained on the synthetic world, the drop of its ground-truth task metrics on held-out clips
+     (edge_vljepa/task_gate.py); random weights (the tiny preset) have no tasks: tensor gates only;
   6. a summary; exit 0 (tolerances met, or parity cannot run here), 1 (written, but tolerances
      missed; the failures are listed), 2 (bad input or a failed export; nothing written).
 
-`--parity-only DIR` runs step 5 on an existing artifact (e.g. a Core ML one, on a Mac, where Core ML
-can execute) and records the result in its manifest.
+`--quant auto` picks each component's precision before step 4: the cheapest whose gates pass
+(export/auto.py). `--parity-only DIR` runs step 5 on an existing artifact (e.g. a Core ML one, on a
+Mac, where Core ML can execute) and records the result in its manifest.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -50,17 +54,29 @@ from edge_vljepa.config import CAPTION_QUERY, ConfigError, resolve_config
 from edge_vljepa.contract import MethodSpec, build_contract
 from edge_vljepa.data.video import VideoError
 from edge_vljepa.models import COMPONENTS
-from edge_vljepa.parity import decode_agreement, failures, label_agreement, latency_ms, tensor_parity
+from edge_vljepa.parity import (
+    TASK_TOLERANCES,
+    decode_agreement,
+    failures,
+    label_agreement,
+    latency_ms,
+    task_bound,
+    task_passes,
+    tensor_parity,
+)
 from edge_vljepa.preprocess import TextTooLongError
 from edge_vljepa.pretrained import shipped_checkpoint
 from edge_vljepa.recording import clip_windows, loop_calls, parity_inputs, record_inputs, reference_components
+from edge_vljepa.task_gate import heldout_clips, task_items, task_parity
 from edge_vljepa.weights import CheckpointError
+from export import auto
 from export.artifact import ArtifactBuilder, ExportError, OutLock, check_out_dir
 from export.calibration import stream_file, video_files
-from export.reference import default_labels, model_and_reference, reference_backend, with_tokenizers
+from export.reference import default_labels, model_and_reference, with_tokenizers
 from runtimes.artifact import MANIFEST, Artifact, ArtifactError, file_sha256
 from runtimes.backends import set_threads
 from runtimes.backends.onnxruntime import OnnxRuntimeBackend
+from runtimes.backends.pytorch import exported_from
 
 quiet_known_library_noise()  # before a converter imports torchao
 MAX_CALIBRATION_CALLS = 32  # per method, evenly spread over the recorded calls (e.g. 672 labels)
@@ -155,7 +171,7 @@ def calibration_calls(recorded: list[dict], limit: int = MAX_CALIBRATION_CALLS) 
 
 
 def parse_overrides(items: list[str], modes: tuple[str, ...]) -> dict[str, str]:
-    out = {}
+    out, modes = {}, (*modes, "auto")
     for item in items:
         component, _, mode = item.partition("=")
         if component not in COMPONENTS or mode not in modes:
@@ -205,15 +221,18 @@ def build_parser(target: Target) -> argparse.ArgumentParser:
     p.add_argument("--components", nargs="+", default=list(COMPONENTS), choices=COMPONENTS,
                    help="export only these (a partial artifact: benchmarks and tensor parity run on it; the "
                         "streaming loop and task parity need all four)")
-    p.add_argument("--quant", default="fp32", choices=target.quant_modes, help="precision of every component")
+    p.add_argument("--quant", default="fp32", choices=(*target.quant_modes, "auto"),
+                   help="precision of every component; auto: per component the cheapest (smallest file, "
+                        "then fastest here) whose gates pass, searched from the cheapest up (the table of "
+                        "what was tried goes into the report and the manifest)")
     p.add_argument("--quant-component", action="append", default=[], metavar="COMPONENT=MODE",
-                   help="per-component override, e.g. predictor=fp16 (repeatable)")
+                   help="per-component override, e.g. predictor=fp16 or predictor=auto (repeatable)")
     p.add_argument("--calibration", type=Path, help="video file or folder of videos for int8 calibration "
                                                      "(default: synthetic-world validation clips)")
     p.add_argument("--calibration-windows", type=int, default=16, help="windows used to calibrate")
     p.add_argument("--parity-windows", type=int, default=100,
-                   help="held-out windows for label agreement (each is one eager and one artifact X-Encoder "
-                        "run: lower it for the paper preset)")
+                   help="held-out windows for label agreement and held-out clips for the task gate (each is "
+                        "one eager and one artifact X-Encoder run: lower it for the paper preset)")
     p.add_argument("--no-parity", action="store_true", help="skip the parity run (it is recorded as skipped)")
     p.add_argument("--out", type=Path, help="artifact directory to create (required unless --parity-only)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
@@ -304,11 +323,18 @@ def export(target: Target, args, lock: OutLock | None) -> int:
             calib_windows = clip_windows(videos, cfg, n)
             kept = calibration_calls(labels)  # the labels calibration keeps; add_shared embeds them all
             calib = record_inputs(reference, cfg, calib_windows, *loop_calls(quant, kept))
+            gate = task_gate_reason(quant, random_weights, sources is not None)
+            lowered = {}  # component -> the scratch artifact --quant auto chose it from
+            if "auto" in quant.values():
+                quant, art.manifest["quant_auto"], lowered = choose_auto(target, reference, quant, calib,
+                                                                         labels, args, tmp, gate)
             t_data = time.perf_counter()
             for component in tqdm(quant, desc="lowering", unit="component"):
                 t = time.perf_counter()
-                with one_line_errors(f"{component}: the {target.name} conversion failed"), quiet():
-                    entry = target.lower(reference.model, component, quant[component], calib, art, args)
+                if component in lowered:
+                    entry = auto.copy_component(lowered[component], component, art)
+                else:
+                    entry = lower(target, args, reference, calib, component, quant[component], art)
                 art.add_component(component, entry.pop("method_files"), quant=quant[component], **entry,
                                   export_s=round(time.perf_counter() - t, 2))
             with one_line_errors(f"the {target.name} export failed"):
@@ -318,7 +344,8 @@ def export(target: Target, args, lock: OutLock | None) -> int:
             art.write_manifest()
             t_shared = time.perf_counter()
             reason = None if args.no_parity else target.parity_unavailable(art.manifest, args.out)
-            parity, failed = run_parity(target, art.dir, reference, labels, quant, args, tmp, reason)
+            parity, failed = run_parity(target, art.dir, reference, labels, quant, args, tmp, reason, gate,
+                                        random_weights)
             art.manifest["parity"] = parity
             art.manifest["timings_s"] = {"data": round(t_data - start, 1),
                                          "lowering": round(t_lowered - t_data, 1),
@@ -330,9 +357,54 @@ def export(target: Target, args, lock: OutLock | None) -> int:
     return report(target, out, art.manifest, time.perf_counter() - start, failed)
 
 
+def lower(target: Target, args, reference, calib, component: str, mode: str, art: ArtifactBuilder) -> dict:
+    """Target.lower with one-line errors and the converters' chatter silenced."""
+    with one_line_errors(f"{component}: the {target.name} conversion failed"), quiet():
+        return target.lower(reference.model, component, mode, calib, art, args)
+
+
+def task_gate_reason(quant: dict[str, str], random_weights: bool, own_model: bool) -> str | None:
+    """Why the task gate cannot run for this export (None: it runs)."""
+    if set(quant) != set(COMPONENTS):
+        return "labels, tasks and decode events need all four components"
+    if random_weights:
+        return ("random weights: they have no tasks to lose (labels and decode events are reported, not "
+                "gated); the tensor gates decide")
+    if own_model:
+        return ("a model of your own: the synthetic world's held-out clips are not its ground truth; the "
+                "agreement measures (labels, decode events) are reported")
+    return None
+
+
+def choose_auto(target: Target, reference, quant: dict[str, str], calib, labels: list[str], args, tmp: Path,
+                gate: str | None) -> tuple[dict[str, str], dict, dict[str, Path]]:
+    """--quant auto (export/auto.py): the chosen precisions, the evidence for the manifest and the scratch
+    artifacts that hold the chosen components."""
+    cfg = reference.cfg
+    n = args.parity_windows
+    windows = clip_windows(video_files(None, cfg, "test", min(n, 4), tmp / "auto-parity"), cfg, 4)
+    recorded = parity_inputs(reference, cfg, windows, labels, quant)
+    clips = None if gate else heldout_clips(cfg, n, tmp / "auto-tasks")
+    threads = torch.get_num_threads()
+    set_threads(LATENCY_THREADS)
+    try:
+        search = auto.Search(reference, recorded, clips, None if gate else stream_file(tmp / "auto-stream"))
+        lowering = partial(lower, target, args, reference, calib)
+        chosen, evidence, lowered = auto.choose(target, reference, quant, lowering, calib, labels, search,
+                                                tmp / "auto")
+    finally:
+        set_threads(threads)
+        OnnxRuntimeBackend.threads = None
+    evidence["task_gate"] = gate or "ran"
+    print("\n".join(["auto        what was tried, per component, in order:", *auto.format_table(evidence)]))
+    return chosen, evidence, lowered
+
+
 def run_parity(target: Target, directory: Path, reference, labels: list[str], quant: dict[str, str], args,
-               tmp: Path, unavailable: str | None) -> tuple[dict, list[str]]:
-    """Tensor, latency and task parity of the artifact in `directory` against `reference`."""
+               tmp: Path, unavailable: str | None, gate: str | None,
+               random_weights: bool) -> tuple[dict, list[str]]:
+    """Tensor, latency and task parity of the artifact in `directory` against `reference`; `gate`: why
+    the task gate cannot run (None: it runs)."""
     if args.no_parity:
         return {"status": "skipped (--no-parity)"}, []
     if unavailable:
@@ -341,14 +413,14 @@ def run_parity(target: Target, directory: Path, reference, labels: list[str], qu
     threads = torch.get_num_threads()
     set_threads(LATENCY_THREADS)  # both sides alike, whatever each runtime's default; before any session
     try:
-        return _run_parity(target, directory, reference, labels, quant, args, tmp)
+        return _run_parity(target, directory, reference, labels, quant, args, tmp, gate, random_weights)
     finally:
         set_threads(threads)
         OnnxRuntimeBackend.threads = None  # sessions opened later: ONNX Runtime's default again
 
 
 def _run_parity(target: Target, directory: Path, reference, labels: list[str], quant: dict[str, str], args,
-                tmp: Path) -> tuple[dict, list[str]]:
+                tmp: Path, gate: str | None, random_weights: bool) -> tuple[dict, list[str]]:
     """run_parity's measurements, with the thread count fixed."""
     cfg = reference.cfg
     artifact = Artifact(directory)
@@ -366,7 +438,12 @@ def _run_parity(target: Target, directory: Path, reference, labels: list[str], q
         bank = artifact.label_bank()  # the reference's embeddings of `labels`, as shipped
         tasks = {"labels": label_agreement(reference, candidate, cfg, windows, bank, CAPTION_QUERY),
                  "decode_events": decode_agreement(reference, candidate, cfg, stream_file(tmp / "stream"),
-                                                   CAPTION_QUERY)}
+                                                   CAPTION_QUERY),
+                 "task_gate": {"not_run": gate}, "random_weights": random_weights}
+        if gate is None:
+            clips = heldout_clips(cfg, args.parity_windows, tmp / "tasks")
+            tasks["task_gate"] = task_parity(task_items(reference, cfg, clips),
+                                             task_items(candidate, cfg, clips), clips)
     failed = failures(quant, tensors, tasks, contract)
     return {"status": "fail" if failed else "pass", "host": target.runtime, "tensors": tensors,
             "latency_ms": {"threads": LATENCY_THREADS, **latency}, "tasks": tasks,
@@ -386,13 +463,12 @@ def parity_only(target: Target, args) -> int:
             raise ExportError(unavailable)
         model = artifact.manifest["model"]
         checkpoint = Path(args.checkpoint[0]) if args.checkpoint else None
-        if checkpoint is None and model["checkpoint_sha256"] and Path(model["checkpoint"]).is_file():
-            checkpoint = Path(model["checkpoint"])
-        reference, weights = reference_backend(artifact.cfg, checkpoint)
-        if model["checkpoint_sha256"] != (file_sha256(Path(weights)) if Path(weights).is_file() else None):
+        reference, weights = exported_from(artifact, checkpoint)
+        if "sources" not in model and model["checkpoint_sha256"] != (
+                file_sha256(Path(weights)) if Path(weights).is_file() else None):
             raise ExportError(f"the reference weights ({weights}) are not the ones {artifact.dir} was "
                               f"exported from ({model['checkpoint']}); pass that file with --checkpoint")
-    except (ExportError, ArtifactError, ConfigError, CheckpointError) as e:
+    except (ExportError, ArtifactError, ConfigError, CheckpointError, FileNotFoundError) as e:
         return error(e)
     print(f"preset      {artifact.cfg.name} ({weights})")
     print(f"artifact    {artifact.dir} ({target.describe(args)})")
@@ -400,9 +476,12 @@ def parity_only(target: Target, args) -> int:
     quant = {c: info["quant"] for c, info in artifact.manifest["components"].items()}
     labels = ([str(x) for x in np.load(artifact.dir / artifact.manifest["label_bank"])["labels"]]
               if "label_bank" in artifact.manifest else default_labels(artifact.cfg))
+    random_weights = model["checkpoint"] in (None, "random weights")
+    gate = task_gate_reason(quant, random_weights, "sources" in model)
     try:
         with tempfile.TemporaryDirectory(prefix="edge-vljepa-data-") as tmp:
-            parity, failed = run_parity(target, artifact.dir, reference, labels, quant, args, Path(tmp), None)
+            parity, failed = run_parity(target, artifact.dir, reference, labels, quant, args, Path(tmp), None,
+                                        gate, random_weights)
     except (ExportError, ArtifactError, TextTooLongError) as e:
         return error(e)
     manifest = artifact.manifest | {"parity": parity}
@@ -419,6 +498,25 @@ def report(target: Target, out: Path, manifest: dict, seconds: float, failed: li
             print(f"  {line}")
         return 1
     return 0
+
+
+def task_gate_lines(gate: dict, tolerances: dict) -> list[str]:
+    """The task gate's table (each task on both sides, the drop, its interval, the bound, the verdict), or
+    the line that says why it did not run."""
+    if "metrics" not in gate:
+        return [f"task gate   not run: {gate.get('not_run', 'not recorded')}"]
+    tol = {**TASK_TOLERANCES, **tolerances.get("task", {})}
+    lines = [f"task gate   {gate['clips']} held-out clips ({gate['held_out_combinations']} of combinations "
+             f"never seen in training), artifact against fp32 PyTorch on the same clips; paired bootstrap "
+             f"{tol['interval']:.0%} interval; pass: drop <= bound or the interval reaches 0",
+             f"  {'task':<42}{'fp32':>8}{'artifact':>10}{'drop':>9}{'interval':>19}{'bound':>8}  verdict"]
+    for name, m in gate["metrics"].items():
+        low, high = m["interval"]
+        unit = " rel" if m["relative"] else ""
+        lines.append(f"  {name:<42}{m['reference']:>8.3f}{m['candidate']:>10.3f}{m['drop']:>+9.3f}"
+                     f"{f'[{low:+.3f}, {high:+.3f}]':>19}{task_bound(m, tol):>5.2f}{unit:<4} "
+                     f"{'pass' if task_passes(m, tol) else 'FAIL'}")
+    return lines
 
 
 def print_summary(target: Target, out: Path, manifest: dict, seconds: float) -> None:
@@ -448,14 +546,20 @@ def print_summary(target: Target, out: Path, manifest: dict, seconds: float) -> 
             if isinstance(t, dict):
                 print(f"{method:<20}{t['candidate']:>12.2f}{t['reference']:>10.2f}{t['ratio']:>8.2f}")
     if parity.get("tasks") == {}:
-        print("tasks       not run: labels and decode events need all four components")
+        print("tasks       not run: labels, tasks and decode events need all four components")
     elif "tasks" in parity:
         lab, dec = parity["tasks"]["labels"], parity["tasks"]["decode_events"]
         print(f"top-1 label agreement {lab['top1_agreement']:.1%} on {lab['windows']} held-out windows with "
               f"the shipped label bank, {lab['own_bank_top1_agreement']:.1%} with a bank of the artifact's "
               f"own Y-Encoder (custom labels); reference top-1/top-2 margin p10 "
-              f"{lab['reference_margin_p10']:.4f}")
+              f"{lab['reference_margin_p10']:.4f} (reported, not gated)")
+        gated = "reported, not gated" if parity["tasks"].get("random_weights") else "gated"
         print(f"decode events F1 {dec['f1']:.2f} ({dec['candidate_decodes']} vs {dec['reference_decodes']} "
-              f"reference), caption agreement {dec['caption_agreement']:.1%}")
+              f"reference), caption agreement {dec['caption_agreement']:.1%} ({gated})")
+        gate = parity["tasks"].get("task_gate", {})
+        print("\n".join(task_gate_lines(gate, manifest.get("tolerances", {}))))
+    if "quant_auto" in manifest:
+        print(f"\n--quant auto: what was tried, per component, in order ({manifest['quant_auto']['gates']})")
+        print("\n".join(auto.format_table(manifest["quant_auto"])))
     print(f"parity      {parity['status']}")
     print(f"wrote {out} in {seconds:.1f} s")

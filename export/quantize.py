@@ -12,6 +12,9 @@ Modes (measured on this machine, docs/design.md, export rules):
                 projections in and out of a component's embedding spaces (BOUNDARY_LINEARS) keep int8
                 per-channel weights: int4 there cost the most accuracy (predictor, random init:
                 cosine 0.986 -> 0.996 with them at int8; measured by quantizing each group alone).
+  8da8w         torchao: dynamic int8 activations with one scale per token (PT2E's int8-dynamic has one
+                per tensor), per-channel int8 weights; the size of int8. Lowers to XNNPACK's dynamically
+                quantized fully-connected kernels, like 8da4w.
 
 In every integer mode the feed-forward Linears of BERT-family encoders (FP32_LINEARS: the Y-Encoder's
 MiniLM) stay fp32: their GELU activations carry the outliers that int8 activations cannot represent
@@ -32,7 +35,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-QUANT_MODES = ("fp32", "fp16", "int8", "int8-dynamic", "8da4w")
+QUANT_MODES = ("fp32", "fp16", "int8", "int8-dynamic", "8da4w", "8da8w")
 GROUP_SIZE = 32
 BOUNDARY_LINEARS = ("patch_embed.proj", "visual_proj", "prefix_proj", "head")  # module name suffixes
 FP32_LINEARS = re.compile(r"encoder\.layer\.\d+\.(intermediate|output)\.dense$")  # BERT feed-forward
@@ -112,6 +115,8 @@ def quantized_program(module: nn.Module, example: tuple, mode: str, calibration:
         return _export(_Fp16(module), example)
     if mode == "8da4w":
         return _export(_8da4w(module), example)
+    if mode == "8da8w":
+        return _export(_8da4w(module, int4=lambda fqn: False), example)
     if pt2e_quantizer is None:
         raise ValueError(f"{mode} needs a PT2E quantizer for this backend")
     dynamic = mode == "int8-dynamic"

@@ -123,6 +123,9 @@ class CoreMLTarget(pipeline.Target):
         if args.ios == "17" and "palettize4" in quant.values():
             raise ExportError("palettize4 uses per-grouped-channel look-up tables, an iOS 18 op set: pass "
                               "--ios 18 (or use int8-weights for iOS 17)")
+        if "auto" in quant.values() and sys.platform != "darwin":
+            raise ExportError("--quant auto gates every candidate in Core ML, which runs only on macOS; run "
+                              "it on a Mac or choose the precision")
 
     def describe(self, args) -> str:
         return f"coreml mlprogram, iOS {args.ios}"

@@ -140,6 +140,119 @@ def test_incomplete_fused_qkv_is_reported():
     assert not m.sources
 
 
+# --- X-Encoder: V-JEPA 2.1 (ema_encoder) --------------------------------------------------------
+
+def vjepa2_1_encoder_state(width: int, depth: int, mlp: int, patch: int, tubelet: int,
+                           seed: int) -> dict[str, torch.Tensor]:
+    """A random V-JEPA 2.1 encoder state in its training layout (module.backbone., Conv3d patch
+    embeddings for video and images, modality vectors, four hierarchical output norms)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape, scale=0.1, mean=0.0):
+        return mean + scale * torch.randn(*shape, generator=g)
+
+    state = {"patch_embed.proj.weight": rand(width, 3, tubelet, patch, patch),
+             "patch_embed.proj.bias": rand(width),
+             "patch_embed_img.proj.weight": rand(width, 3, 1, patch, patch),
+             "patch_embed_img.proj.bias": rand(width),
+             "video_mod_embed": rand(1, 1, width), "img_mod_embed": rand(1, 1, width)}
+    for i in range(depth):
+        for name, shape in (("attn.qkv", (3 * width, width)), ("attn.proj", (width, width)),
+                            ("mlp.fc1", (mlp, width)), ("mlp.fc2", (width, mlp))):
+            state[f"blocks.{i}.{name}.weight"] = rand(*shape)
+            state[f"blocks.{i}.{name}.bias"] = rand(shape[0])
+        for norm in ("norm1", "norm2"):
+            state[f"blocks.{i}.{norm}.weight"] = rand(width, mean=1.0)
+            state[f"blocks.{i}.{norm}.bias"] = rand(width)
+    for i in range(4):
+        state[f"norms_block.{i}.weight"] = rand(width, mean=1.0)
+        state[f"norms_block.{i}.bias"] = rand(width)
+    return {f"module.backbone.{k}": v for k, v in state.items()}
+
+
+def vjepa2_1_reference(state: dict[str, torch.Tensor], video: torch.Tensor, heads: int, patch: int,
+                       tubelet: int, eps: float = 1e-6) -> torch.Tensor:
+    """V-JEPA 2.1's video encoder forward, written from facebookresearch/vjepa2 app/vjepa_2_1/models
+    (vision_transformer.py, utils/modules.py) with the hub's settings (use_rope, interpolate_rope,
+    modality_embedding): Conv3d patches + video_mod_embed; per head, depth / height / width blocks of
+    2 * ((head_dim // 3) // 2) channels rotated on (x0, x1) pairs with the *interleaved* frequency
+    table (repeat_interleave), rows and columns rescaled to the 256 px pretraining grid; output
+    norms_block[-1]."""
+    def w(name):
+        return state[f"module.backbone.{name}"]
+
+    x = F.conv3d(video, w("patch_embed.proj.weight"), w("patch_embed.proj.bias"),
+                 stride=(tubelet, patch, patch))
+    _, d, _, gh, gw = x.shape
+    x = x.flatten(2).transpose(1, 2) + w("video_mod_embed")
+    n, head_dim = x.shape[1], d // heads
+    ids = torch.arange(n, dtype=torch.float32)
+    frame, row, col = ids // (gh * gw), (ids % (gh * gw)) // gw, ids % gw
+    side = 256 // patch
+    positions = (frame, row * (side - 1) / (gh - 1), col * (side - 1) / (gw - 1))
+    block = 2 * ((head_dim // 3) // 2)
+
+    def rotate(z, pos):  # (B, H, N, block)
+        omega = 1.0 / 10000 ** (torch.arange(block // 2, dtype=torch.float32) / (block / 2.0))
+        freq = pos[:, None] * omega[None]
+        cos, sin = freq.cos().repeat_interleave(2, -1), freq.sin().repeat_interleave(2, -1)
+        pairs = z.unflatten(-1, (-1, 2))
+        partner = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+        return z * cos + partner * sin
+
+    def rope(z):
+        rotated = [rotate(z[..., a * block:(a + 1) * block], positions[a]) for a in range(3)]
+        return torch.cat([*rotated, z[..., 3 * block:]], dim=-1)
+
+    depth = len({k.split(".")[3] for k in state if ".blocks." in k})
+    for i in range(depth):
+        def p(name, i=i):
+            return w(f"blocks.{i}.{name}")
+        y = F.layer_norm(x, (d,), p("norm1.weight"), p("norm1.bias"), eps)
+        q, k, v = F.linear(y, p("attn.qkv.weight"), p("attn.qkv.bias")).unflatten(-1, (3, heads, head_dim)) \
+            .permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(rope(q), rope(k), v).transpose(1, 2).reshape(x.shape)
+        x = x + F.linear(out, p("attn.proj.weight"), p("attn.proj.bias"))
+        y = F.layer_norm(x, (d,), p("norm2.weight"), p("norm2.bias"), eps)
+        x = x + F.linear(F.gelu(F.linear(y, p("mlp.fc1.weight"), p("mlp.fc1.bias"))),
+                         p("mlp.fc2.weight"), p("mlp.fc2.bias"))
+    return F.layer_norm(x, (d,), w("norms_block.3.weight"), w("norms_block.3.bias"), eps)
+
+
+def test_x_encoder_equals_vjepa2_1_from_its_ema_encoder(tmp_path, capsys):
+    """A V-JEPA 2.1 training .pt: `ema_encoder` is read (not `encoder`), the derived config says variant
+    vjepa2.1 (2 heads of 64 channels from the width alone: no config.json), and the forward equals the
+    2.1 reference; a V-JEPA 2 config refuses the file, and V-JEPA 2's RoPE table would not match."""
+    ema = vjepa2_1_encoder_state(width=128, depth=2, mlp=256, patch=8, tubelet=2, seed=1)
+    online = {k: v + 1.0 for k, v in ema.items()}
+    path = tmp_path / "vjepa2_1_vitl.pt"
+    torch.save({"ema_encoder": ema, "encoder": online, "epoch": 10,
+                "predictor": {"module.backbone.mask_tokens.0": torch.zeros(1, 1, 8)}}, path)
+    config = tmp_path / "x.json"
+    assert main(["inspect", str(path), "--write-config", str(config)]) == 0
+    assert "section 'ema_encoder'" in capsys.readouterr().out
+    from edge_vljepa.config import load_config_file
+    x_cfg = dataclasses.replace(load_config_file(config).x_encoder, img_size=32, num_frames=4)
+    assert (x_cfg.variant, x_cfg.embed_dim, x_cfg.depth, x_cfg.num_heads, x_cfg.mlp_hidden) == \
+        ("vjepa2.1", 128, 2, 2, 256)
+    ours = XEncoder(x_cfg).eval()
+    report = load_pretrained(ours, path)
+    assert report.section == "ema_encoder" and report.format == "vjepa2-native"
+    assert set(report.ignored) == {f"module.backbone.{k}" for k in (
+        "patch_embed_img.proj.weight", "patch_embed_img.proj.bias", "img_mod_embed", "norms_block.0.weight",
+        "norms_block.0.bias", "norms_block.1.weight", "norms_block.1.bias", "norms_block.2.weight",
+        "norms_block.2.bias")}
+    video = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = vjepa2_1_reference(ema, video, heads=2, patch=8, tubelet=2)
+        assert max_err(ours(video), want) <= ATOL
+        from edge_vljepa.models.x_encoder import vjepa2_rope_tables
+        ours.rope_cos, ours.rope_sin = vjepa2_rope_tables(x_cfg.grid, x_cfg.head_dim)  # V-JEPA 2's table
+        assert max_err(ours(video), want) > 1e-3
+    with pytest.raises(CheckpointError, match="video_mod_embed"):
+        load_pretrained(XEncoder(dataclasses.replace(x_cfg, variant="vjepa2")), path)
+
+
 # --- Predictor: the last Llama-3.2 layers, bidirectional -------------------------------------
 
 P_CONFIGS = {

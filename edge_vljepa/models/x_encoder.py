@@ -16,6 +16,12 @@ split into depth / height / width blocks of 2 * ((head_dim // 3) // 2) channels 
 rotated); inside a block the rotation acts on interleaved pairs (x0, x1), (x2, x3), ... while the
 frequency table is the half-size table *repeated* ([w0 .. w_{k-1}, w0 .. w_{k-1}]), not interleaved.
 So channel j is rotated with frequency w_{j mod k} and partnered with channel j xor 1.
+
+V-JEPA 2.1 (cfg.variant "vjepa2.1", app/vjepa_2_1/models in the same repository) differs in three
+places, all here: the frequency table is interleaved (channel j uses w_{j // 2}); row and column
+positions are rescaled to the pretraining grid of 256 / patch_size patches (upstream interpolate_rope);
+a learned `video_mod_embed` is added to every patch token. Its output norm (norms_block.3) loads as
+`norm`.
 """
 
 from __future__ import annotations
@@ -27,18 +33,29 @@ from edge_vljepa.config import XEncoderConfig, rope_split
 from edge_vljepa.models.layers import LayerNorm, apply_rope, attention, rotation_matrix
 
 
-def vjepa2_rope_tables(grid: tuple[int, int, int], head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin (N, head_dim) for tokens in (t, h, w) raster order, V-JEPA 2 layout (see module doc)."""
+def vjepa2_rope_tables(grid: tuple[int, int, int], head_dim: int,
+                       pretrained_side: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin (N, head_dim) for tokens in (t, h, w) raster order, V-JEPA 2 layout (see module doc).
+
+    pretrained_side: V-JEPA 2.1: rows and columns rescaled to a grid of this side, frequencies interleaved.
+    """
     t, h, w = grid
-    ids = torch.arange(t * h * w)
-    axes = (ids // (h * w), (ids % (h * w)) // w, ids % w)  # frame, row, column of each token
+    ids = torch.arange(t * h * w, dtype=torch.float64)
+    axes = [ids // (h * w), (ids % (h * w)) // w, ids % w]  # frame, row, column of each token
+    if pretrained_side is not None:
+        axes[1] = axes[1] * (pretrained_side - 1) / (h - 1)
+        axes[2] = axes[2] * (pretrained_side - 1) / (w - 1)
     split = rope_split(head_dim)
     omega = 1.0 / 10000 ** (torch.arange(split // 2, dtype=torch.float64) / (split / 2.0))  # (k,)
     cos, sin = [], []
     for pos in axes:
-        freq = pos.to(torch.float64)[:, None] * omega[None]  # (N, k)
-        cos.append(freq.cos().repeat(1, 2))  # (N, 2k): repeated, not interleaved
-        sin.append(freq.sin().repeat(1, 2))
+        freq = pos[:, None] * omega[None]  # (N, k)
+        if pretrained_side is None:  # (N, 2k): V-JEPA 2 repeats the table
+            cos.append(freq.cos().repeat(1, 2))
+            sin.append(freq.sin().repeat(1, 2))
+        else:  # V-JEPA 2.1 interleaves it
+            cos.append(freq.cos().repeat_interleave(2, dim=1))
+            sin.append(freq.sin().repeat_interleave(2, dim=1))
     rest = head_dim - 3 * split  # channels left unrotated: cos 1, sin 0
     cos.append(torch.ones(len(ids), rest, dtype=torch.float64))
     sin.append(torch.zeros(len(ids), rest, dtype=torch.float64))
@@ -127,12 +144,16 @@ class XEncoder(nn.Module):
         self.patch_embed = TubeletEmbed(cfg)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm = LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
-        cos, sin = vjepa2_rope_tables(cfg.grid, cfg.head_dim)
+        v21 = cfg.variant == "vjepa2.1"
+        self.video_mod_embed = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim)) if v21 else None
+        cos, sin = vjepa2_rope_tables(cfg.grid, cfg.head_dim, 256 // cfg.patch_size if v21 else None)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(video)  # (1, N, D)
+        if self.video_mod_embed is not None:
+            x = x + self.video_mod_embed
         for block in self.blocks:
             x = block(x, self.rope_cos, self.rope_sin)
         return self.norm(x)

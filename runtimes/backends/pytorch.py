@@ -7,6 +7,8 @@ backends, so the streaming loop cannot tell them apart except by numerics.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -14,6 +16,7 @@ from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
 from edge_vljepa.models import method_modules
 from edge_vljepa.pretrained import load_model, shipped_checkpoint
+from edge_vljepa.weights import SourceSpec, assemble, open_sources, reassemble
 
 
 class PyTorchBackend:
@@ -45,3 +48,25 @@ class PyTorchBackend:
         with torch.inference_mode():
             outputs = self._methods[method](*args)
         return {t.name: o.numpy() for t, o in zip(spec.outputs, outputs, strict=True)}
+
+
+def exported_from(artifact, checkpoint: str | Path | None = None) -> tuple[PyTorchBackend, str]:
+    """(reference backend, weights) of the model `artifact` (a runtimes.artifact.Artifact) was exported
+    from: its upstream sources read again once they are checked to be the recorded files, or its recorded
+    checkpoint; or `checkpoint`, a file of that model, instead. Raises CheckpointError or FileNotFoundError
+    (one line) when they are gone."""
+    model = artifact.manifest["model"]
+    recorded = model.get("checkpoint")
+    if model.get("sources"):  # exported from upstream checkpoints: the same sources again, or one file
+        if checkpoint is None:
+            net, weights = reassemble(model["sources"], artifact.cfg), str(recorded)
+        else:
+            net, weights = assemble(artifact.cfg, open_sources([SourceSpec(checkpoint)]))[0], str(checkpoint)
+        return PyTorchBackend(artifact.cfg, model=net, weights=weights), weights
+    if checkpoint is None and recorded not in (None, "random weights"):
+        checkpoint = Path(recorded)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"the artifact was exported from checkpoint {recorded}, which is not on "
+                                    "this machine; pass it with --checkpoint")
+    backend = PyTorchBackend(artifact.cfg, checkpoint=str(checkpoint) if checkpoint else None)
+    return backend, str(backend.weights)
