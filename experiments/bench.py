@@ -1,6 +1,7 @@
 """`python -m experiments.bench`: which artifact to ship, measured on this machine.
 
     python -m experiments.bench artifacts --artifacts art/fp32 art/int8 art/onnx-int8 --out bench-out
+    python -m experiments.bench int8-limit --threads 1 --out bench-out
     python -m experiments.bench gpu --preset paper --out bench-out
 
 `artifacts`: for each artifact directory (any target whose runtime is installed here) and for the
@@ -11,6 +12,8 @@ count:
               loads and runs only that component, GFLOP/s achieved against this machine's measured
               fp32 matmul peak; ratios to PyTorch eager fp32 and to ONNX Runtime at the same precision
               when an ONNX Runtime artifact of it is among --artifacts;
+  int8 limit  when an artifact has an int8 component: this machine's int8 limit (below) beside the fp32
+              peak, and each int8 method's achieved GOP/s as a share of it;
   streaming   real-time factor, windows/s, decodes per minute, change-to-text latency (ground-truth
               segment change -> decoded text on screen) per decode policy, and the loop's own overhead
               (time outside backend calls and preprocessing) over a generated test stream;
@@ -19,6 +22,9 @@ Writes NAME.md (tables, the command, the machine), NAME.json (the same figures a
 (latency against size against quality per variant) under --out (default: ~/edge-vljepa-runs/bench,
 never the repository; `docs/bench/README.md` gives the commands that regenerate the committed reports).
 
+`int8-limit`: the best int8 GEMM throughput any installed library (XNNPACK through a one-Linear .pte,
+ONNX Runtime, PyTorch's quantized Linear) reaches here at --threads, at the model's Linear shapes
+(experiments/int8_limit.py); writes NAME.md and NAME.json.
 `native`: the native core against the Python runtime (experiments/bench_native.py).
 `gpu`: see experiments/bench_gpu.py; writes gpu.md and gpu.json under --out.
 """
@@ -47,10 +53,10 @@ from edge_vljepa.models import method_modules
 from edge_vljepa.outputs import OutputError, check_output_dir
 from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.streaming import PAPER_RATE_HZ, make_policy, run_stream
-from experiments import rss_probe
+from experiments import int8_limit, rss_probe
 from experiments.bench_gpu import DTYPES, gpu_latency, gpu_report
 from experiments.bench_native import run_native_bench
-from experiments.bench_report import artifacts_report, plot_variants
+from experiments.bench_report import artifacts_report, int8_shares, plot_variants
 from experiments.host import cpu_name, set_threads
 from experiments.reports import RUNS, command_line, write_report
 from experiments.selective import Truth, decision_delays
@@ -254,6 +260,12 @@ def run_artifacts(args) -> int:
                 rss[v.name, c] = component_rss(v, cfg, checkpoint, c, {m: inputs[m] for m in methods
                                                                      if contract[m].component == c},
                                                args.threads)
+    int8 = shares = None
+    if any(q in int8_limit.INT8_PRECISIONS for v in variants for c, q in v.quant.items() if c in held):
+        print("int8      this machine's int8 limit (one Linear per library and shape)...", flush=True)
+        int8 = int8_limit.probe(int8_limit.model_shapes(cfg), args.threads, warmup=args.warmup,
+                                runs=args.runs, fp32_peak=peak)
+        shares = int8_shares(variants, methods, contract, latency, flops, int8["limit_gops"])
     if whole:
         streams, long = streaming(args, cfg, variants)
     else:
@@ -261,7 +273,7 @@ def run_artifacts(args) -> int:
         print(f"streaming not run: the artifacts hold {', '.join(sorted(held))} only; "
               "the loop needs all four components")
     report = artifacts_report(args, cfg, variants, methods, contract, latency, flops, peak, rss, streams,
-                              long)
+                              long, int8, shares or [])
     figures = {
         "preset": cfg.name, "threads": args.threads, "fp32_matmul_peak_gflops": peak,
         "variants": [{"name": v.name, "target": v.target, "quant": v.quant, "sizes": v.sizes,
@@ -269,6 +281,7 @@ def run_artifacts(args) -> int:
         "latency_ms": [{"variant": v, "method": m, "median": float(np.median(s)),
                         "p90": float(np.percentile(s, 90)), "samples": s} for (v, m), s in latency.items()],
         "gflop_per_call": {m: f / 1e9 for m, f in flops.items()},
+        "int8_limit": int8, "int8_share": shares,
         "peak_rss_mb": [{"variant": v, "component": c, "baseline": base, "peak": top}
                         for (v, c), (base, top) in rss.items()],
         "streaming": [{"variant": r.variant, "policy": r.policy, "realtime_factor": r.summary.realtime_factor,
@@ -306,6 +319,31 @@ def streaming(args, cfg, variants: list[Variant]) -> tuple[list[PolicyRun], dict
     return streams, long
 
 
+def run_int8_limit(args) -> int:
+    try:
+        cfg = resolve_config(args.preset, args.config, default="default")
+        shapes = ([int8_limit.parse_shape(s) for s in args.shapes] if args.shapes
+                  else int8_limit.model_shapes(cfg))
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    set_threads(args.threads)
+    peak = matmul_peak_gflops()
+    machine = cpu_name()
+    print(f"machine   {machine}; fp32 matmul peak {peak:.1f} GFLOP/s at {args.threads} thread(s)")
+    result = int8_limit.probe(shapes, args.threads, args.libraries, args.warmup, args.runs, fp32_peak=peak)
+    command = command_line("experiments.bench", args.argv)
+    report = "\n".join([f"# Int8 limit of this machine: {args.threads} thread(s)", "",
+                        f"Command: `{command}`", "",
+                        f"Machine: {machine}; torch {torch.__version__}; "
+                        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+                        *int8_limit.limit_lines(result)]) + "\n"
+    md, js = write_report(args.out, args.name, report, {"preset": cfg.name, **result}, command)
+    print(report)
+    print(f"wrote {md} and {js}")
+    return 0 if result["limit"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
@@ -326,6 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--skip-rss", action="store_true", help="skip the per-component peak-RSS processes")
     a.add_argument("--name", default="bench", help="report name: NAME.md and NAME.png")
     a.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    i = sub.add_parser("int8-limit", help="this machine's int8 limit: the best int8 GEMM throughput of "
+                                           "XNNPACK, ONNX Runtime and PyTorch's quantized Linear here",
+                       description=int8_limit.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(i, preset_help="model whose X-Encoder MLP shapes are measured")
+    i.add_argument("--shapes", nargs="+", metavar="MxKxN",
+                   help="GEMM shapes instead of the model's (M tokens, K inputs, N outputs), "
+                        "e.g. 144x192x768")
+    i.add_argument("--libraries", nargs="+", choices=int8_limit.LIBRARY_NAMES,
+                   help="only these (default: all)")
+    i.add_argument("--threads", type=int, default=1, help="threads for every library (default: 1)")
+    i.add_argument("--warmup", type=int, default=3, help="untimed calls first (default: 3)")
+    i.add_argument("--runs", type=int, default=20, help="timed calls per library and shape (default: 20)")
+    i.add_argument("--name", default="int8-limit", help="report name: NAME.md and NAME.json")
+    i.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     n = sub.add_parser("native", help="the native core (vljepa-stream) against the Python runtime on one "
                                       "ExecuTorch artifact: per-window latency, loop overhead, peak RSS",
                        formatter_class=HelpFormatter)
@@ -365,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --runs must be >= 20, --warmup >= 1 and --threads >= 1", file=sys.stderr)
             return 2
         return run_artifacts(args)
+    if args.command == "int8-limit":
+        if args.threads < 1 or args.runs < 1 or args.warmup < 0:
+            print("error: --threads and --runs must be >= 1, --warmup >= 0", file=sys.stderr)
+            return 2
+        return run_int8_limit(args)
     if args.command == "native":
         if args.threads < 1 or args.stride < 1:
             print("error: --threads and --stride must be >= 1", file=sys.stderr)

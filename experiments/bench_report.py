@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from experiments.host import cpu_name
+from experiments.int8_limit import INT8_PRECISIONS, limit_lines
 from experiments.reports import command_line
 
 matplotlib.use("Agg")
@@ -41,7 +42,38 @@ def worst_cosine(parity: dict, methods: list[str]) -> float | None:
     return min(values) if values else None
 
 
-def artifacts_report(args, cfg, variants, methods, contract, latency, flops, peak, rss, streams, long) -> str:
+def int8_shares(variants, methods, contract, latency, flops, limit: float | None) -> list[dict]:
+    """Every int8 method's achieved throughput (matmul operations of the eager model / median) and its
+    share of this machine's int8 limit (experiments.int8_limit)."""
+    rows = []
+    for v in variants:
+        for method in methods:
+            precision = v.quant.get(contract[method].component)
+            if v.directory is None or precision not in INT8_PRECISIONS or not limit:
+                continue
+            gops = flops[method] / _ms(latency[v.name, method]) / 1e6
+            rows.append({"variant": v.name, "method": method, "precision": precision,
+                         "median_ms": _ms(latency[v.name, method]), "gops": gops, "share": gops / limit})
+    return rows
+
+
+def int8_section(int8: dict | None, shares: list[dict]) -> list[str]:
+    if int8 is None:
+        return []
+    lines = ["", "## Int8 limit of this machine", "", *limit_lines(int8), "",
+             "Each int8 artifact against it: GOP/s = matmul operations of one call of the eager model / "
+             "the artifact's median (the attention matmuls, which stay fp32, and the time of every "
+             "other op included, so 100% is out of reach).", "",
+             "| variant | method | precision | median ms | GOP/s | share of the int8 limit |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['variant']} | {r['method']} | {r['precision']} | {r['median_ms']:.2f} | "
+              f"{r['gops']:.1f} | {r['share']:.0%} |" for r in shares]
+    return lines
+
+
+def artifacts_report(args, cfg, variants, methods, contract, latency, flops, peak, rss, streams, long,
+                     int8: dict | None = None, shares: list[dict] = ()) -> str:
+    """int8: the int8-limit probe's result (when an artifact has an int8 component); shares: int8_shares."""
     eager = variants[0].name
 
     def ort_twin(v, component: str) -> str | None:  # ONNX Runtime at this component's precision
@@ -75,6 +107,7 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
             lines.append(f"| {v.name} | {method} | {v.sizes.get(component, 0) / MB:.2f} | {med:.2f} | "
                          f"{_ms(latency[v.name, method], 90):.2f} | {med / base:.2f} | {vs_ort} | "
                          f"{gflops:.1f} | {100 * gflops / peak:.0f}% | {mem_text} |")
+    lines += int8_section(int8, list(shares))
     lines += ["", "## Quality (from each artifact's parity report)", "",
               "| variant | size MB | worst cosine x_encoder / predictor / y_encoder / y_decoder | "
               "top-1 label agreement | decode-event F1 |", "|---|---|---|---|---|"]

@@ -35,10 +35,11 @@ def test_machine_line_names_the_cpu_generation_and_its_simd_extensions(tmp_path)
             "model name\t: AMD EPYC\nflags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni\n\n")
     cpuinfo.write_text(core.format(0) + core.format(1))
     name = host.cpu_name(cpuinfo)
-    assert name.startswith("AMD EPYC (family 25 model 17; avx2, avx512f, avx512_vnni; 2 cores)")
+    assert name.startswith("AMD EPYC (family 25 model 17; avx2, avx512f; int8 dot product: avx512_vnni; "
+                           "without avx_vnni, amx_int8; 2 cores)")
     cpuinfo.write_text(core.format(0).replace(" avx2 fma avx512f avx512_vnni", ""))
-    assert "(family 25 model 17; none of avx2/avx512f/avx512_vnni/avx_vnni/amx_int8; 1 cores)" in \
-        host.cpu_name(cpuinfo)
+    assert ("(family 25 model 17; none of avx2/avx512f; int8 dot product: none; without avx_vnni, "
+            "avx512_vnni, amx_int8; 1 cores)") in host.cpu_name(cpuinfo)
 
 
 def test_gpu_command_refuses_a_machine_without_cuda(capsys, monkeypatch):
