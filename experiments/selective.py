@@ -5,7 +5,9 @@
 Test-split streams of the synthetic world (data.world.sample_stream) are written as real .mp4 + .json
 files, decoded back with OpenCV (VideoFile) and run through THE streaming loop (streaming.run_stream)
 with the PyTorch reference backend, once per decode-policy setting: `uniform` (every_s),
-`offline_segments` (rate_hz), `online` (threshold, min_interval_s). A memoizing backend caches every
+`offline_segments` (rate_hz), `online` (threshold, min_interval_s), `changepoint` (threshold, settle_s),
+and with selective encoding (streaming.SkipGate: max_skip, stable, pixel) for a few policy settings,
+against the same settings at full-rate encoding (decode-event F1). A memoizing backend caches every
 backend output by the hash of its input bytes, so the sweep re-runs the exact product loop without
 recomputing the encoders (a real cache of real outputs, cleared per stream).
 
@@ -13,11 +15,13 @@ Protocol (paper): each ground-truth annotation (a segment, at its temporal midpo
 test-split caption paraphrases as references) is matched to the nearest decoded output in time;
 quality = CIDEr-D (evaluate.cider_d) averaged over annotations; rate = decodes per stream second.
 Also reported: the decode-reduction factor at uniform-1 Hz quality (and at the quality of every uniform
-point below 1 Hz), bootstrap intervals over streams, the online decision delay and missed boundaries,
+point below 1 Hz), bootstrap intervals over streams, X-Encoder calls and decodes per minute, the online
+policies' decision delay and missed boundaries,
 the share of decodes inside nuisance-only stretches, the share of annotations whose nearest decode is
 outside their segment, and how much the embedding moves across boundaries vs inside segments. Writes
-results.md, results.json, curves.png and timeline.png under --out (default ~/edge-vljepa-runs/selective,
-never the repository; docs/selective/README.md gives the command that regenerates the committed one).
+results.md, results.json, curves.png, encoder.png and timeline.png under --out (default
+~/edge-vljepa-runs/selective, never the repository; docs/selective/README.md gives the command that
+regenerates the committed one).
 """
 
 from __future__ import annotations
@@ -46,7 +50,14 @@ from edge_vljepa.evaluate import cider_d
 from edge_vljepa.outputs import check_output_dir
 from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.pretrained import shipped_checkpoint
-from edge_vljepa.streaming import DEFAULT_STRIDE, l2_normalize, make_policy, policy_defaults, run_stream
+from edge_vljepa.streaming import (
+    DEFAULT_STRIDE,
+    SkipGate,
+    l2_normalize,
+    make_policy,
+    policy_defaults,
+    run_stream,
+)
 from edge_vljepa.weights import CheckpointError
 from runtimes.backends.pytorch import PyTorchBackend
 
@@ -56,10 +67,12 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 from experiments.host import cpu_name
 from experiments.reports import RUNS, command_line
 
-POLICY_NAMES = ("uniform", "offline_segments", "online")
-COLOURS = {"uniform": "#1f77b4", "offline_segments": "#ff7f0e", "online": "#2ca02c"}
-ONLINE_SWEEP = ("0.005:0.5 0.01:0.5 0.02:0.5 0.05:1 0.1:1 0.2:1 0.3:1 0.1:4 0.1:8 0.1:16 0.1:30 "
-                "0.1:1:8 0.1:1:4 0.1:0.5:2 0.01:0.5:3")  # threshold:min_interval_s[:max_interval_s]
+POLICY_NAMES = ("uniform", "offline_segments", "online", "changepoint")
+COLOURS = {"uniform": "#1f77b4", "offline_segments": "#ff7f0e", "online": "#2ca02c", "changepoint": "#d62728"}
+ONLINE_SWEEP = "0.1:1 0.1:0.5:2 0.05:1"  # threshold:min_interval_s[:max_interval_s]
+CHANGEPOINT_SWEEP = "0.05:0.5 0.1:0.5 0.15:0.5 0.2:0.5 0.05:1 0.1:1 0.2:1"  # threshold:settle_s
+SKIP_SWEEP = "1:0.05:0.01 2:0.03:0.01 2:0.05:0.01 3:0.05:0.01 2:0.1:0.01"  # max_skip:stable:pixel
+F1_TOLERANCE_S = 1.0  # decode-event F1: a decode matches one at full-rate encoding this close in time
 
 
 class MemoBackend:
@@ -146,8 +159,12 @@ class Result:
 
     policy: str
     params: dict
+    skip: dict | None = None  # the SkipGate's parameters; None: the X-Encoder runs on every window
     decodes: int = 0
     stream_s: float = 0.0
+    encoded: int = 0  # X-Encoder calls
+    f1: float = float("nan")  # decode-event F1 against the same setting at full-rate encoding
+    base_delta: tuple[float, float, float] = (float("nan"),) * 3  # quality - full-rate encoding's, interval
     quality: float = float("nan")
     nuisance_fraction: float = float("nan")
     delays: list[float] = field(default_factory=list)
@@ -162,8 +179,21 @@ class Result:
         return self.decodes / self.stream_s if self.stream_s else float("nan")
 
     @property
+    def encoder_per_min(self) -> float:
+        return 60 * self.encoded / self.stream_s if self.stream_s else float("nan")
+
+    @property
+    def decodes_per_min(self) -> float:
+        return 60 * self.rate_hz
+
+    @property
+    def setting(self) -> str:
+        return ", ".join(f"{k}={v:g}" for k, v in self.params.items() if v is not None)
+
+    @property
     def label(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        skip = "" if self.skip is None else ", skip " + "/".join(f"{v:g}" for v in self.skip.values())
+        return self.setting + skip
 
     def delay(self, q: float) -> float:
         return float(np.percentile(self.delays, q)) if self.delays else float("nan")
@@ -192,6 +222,22 @@ def decision_delays(boundaries, decodes, stream_end: float) -> tuple[list[float]
     return delays, missed
 
 
+def decode_f1(runs, base_runs, tolerance_s: float = F1_TOLERANCE_S) -> float:
+    """F1 of the decode times of `runs` against those of `base_runs` (per stream, as `score` takes them):
+    each decode matches at most one base decode within `tolerance_s`, greedily in time order."""
+    matched = found = wanted = 0
+    for (decodes, *_), (base, *_) in zip(runs, base_runs, strict=True):
+        times, free = sorted(d[0] for d in decodes), sorted(d[0] for d in base)
+        found, wanted = found + len(times), wanted + len(free)
+        for t in times:
+            k = next((k for k, b in enumerate(free) if abs(b - t) <= tolerance_s + 1e-9), None)
+            if k is not None:
+                matched += 1
+                free.pop(k)
+    precision, recall = matched / max(found, 1), matched / max(wanted, 1)
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def rate_at_quality(points: list[tuple[float, float]], target: float) -> float | None:
     """The rate down to which the piecewise-linear curve (rate, quality) keeps `target`: from its
     highest-rate point reaching `target`, walk down in rate to the first crossing below it (so a noisy
@@ -211,7 +257,7 @@ def lowest_equal_rate(results: list[Result], policy: str) -> Result | None:
     the difference to the reference (bootstrap's `delta`) still reaches 0, i.e. not significantly worse;
     stops at the first significantly worse setting. None if even the highest-rate one is worse."""
     last = None
-    for r in sorted((r for r in results if r.policy == policy), key=lambda r: -r.rate_hz):
+    for r in sorted((r for r in results if r.policy == policy and r.skip is None), key=lambda r: -r.rate_hz):
         if r.delta[2] < 0:
             break
         last = r
@@ -219,13 +265,14 @@ def lowest_equal_rate(results: list[Result], policy: str) -> Result | None:
 
 
 def score(result: Result, runs, truths: list[Truth], half_window_s: float) -> Result:
-    """Fill in `result` from its runs, one (decodes [(time, window end, text)], stream s) per stream.
-    A decode is inside a nuisance-only stretch when its time is within the stretch widened by half a
-    window (the windows that see the stretch)."""
+    """Fill in `result` from its runs, one (decodes [(time, window end, text)], stream s[, X-Encoder
+    calls]) per stream. A decode is inside a nuisance-only stretch when its time is within the stretch
+    widened by half a window (the windows that see the stretch)."""
     hyps, refs, inside, outside = [], [], 0, 0
-    for (decodes, stream_s), truth in zip(runs, truths, strict=True):
+    for (decodes, stream_s, *encoded), truth in zip(runs, truths, strict=True):
         decodes = sorted(decodes)
         result.decodes, result.stream_s = result.decodes + len(decodes), result.stream_s + stream_s
+        result.encoded += encoded[0] if encoded else 0
         mids = [(s + e) / 2 for s, e, _ in truth.segments]
         nearest = match_nearest(mids, [d[0] for d in decodes]) if decodes else [None] * len(mids)
         hyps += [decodes[j][2] if j is not None else "" for j in nearest]
@@ -234,7 +281,7 @@ def score(result: Result, runs, truths: list[Truth], half_window_s: float) -> Re
         refs += [captions for _, _, captions in truth.segments]
         inside += sum(any(s - half_window_s <= t <= e + half_window_s for s, e, _ in truth.stretches)
                       for t, _, _ in decodes)
-        if result.policy == "online":
+        if result.policy != "offline_segments":  # the online policies (uniform included)
             delays, missed = decision_delays(truth.boundaries, decodes, truth.duration)
             result.delays, result.missed = result.delays + delays, result.missed + missed
     scores = cider_d(hyps, refs)
@@ -270,9 +317,13 @@ def plot_curves(results: list[Result], target: float, path: Path, title: str, no
     """Caption quality against decode rate, one curve per policy, uniform 1 Hz quality dashed."""
     fig, ax = plt.subplots(figsize=(9.4, 6.4), dpi=100)
     for name in POLICY_NAMES:
-        pts = sorted((r.rate_hz, r.quality) for r in results if r.policy == name and r.rate_hz > 0)
+        pts = sorted((r.rate_hz, r.quality) for r in results
+                     if r.policy == name and r.rate_hz > 0 and r.skip is None)
         if pts:
             ax.plot(*zip(*pts, strict=True), "o-", color=COLOURS[name], label=f"{name} {notes.get(name, '')}")
+    for r in results:  # selective encoding: the same settings with the X-Encoder skipped
+        if r.skip is not None and r.rate_hz > 0:
+            ax.plot(r.rate_hz, r.quality, "x", color=COLOURS[r.policy], markersize=8)
     if math.isfinite(target):
         ax.axhline(target, color="0.35", linestyle="--", linewidth=1, label="quality of uniform 1 Hz")
     ax.set_xscale("log")
@@ -282,6 +333,34 @@ def plot_curves(results: list[Result], target: float, path: Path, title: str, no
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_encoder(results: list[Result], path: Path, title: str) -> None:
+    """Caption quality against X-Encoder calls per minute: each selective-encoding setting (x) joined to
+    the same policy setting at full-rate encoding (o)."""
+    fig, ax = plt.subplots(figsize=(9.4, 6.4), dpi=100)
+    shown = set()
+    for r in results:
+        if r.skip is None or (full := full_rate(results, r)) is None:
+            continue
+        label = None if r.policy in shown else f"{r.policy} {full.setting}"
+        shown.add(r.policy)
+        colour = COLOURS[r.policy]
+        ax.plot([full.encoder_per_min, r.encoder_per_min], [full.quality, r.quality], "-", color=colour,
+                alpha=0.4, label=label)
+        ax.plot(full.encoder_per_min, full.quality, "o", color=colour)
+        ax.errorbar(r.encoder_per_min, r.quality, yerr=[[r.quality - r.ci[0]], [r.ci[1] - r.quality]],
+                    fmt="x", color=colour, capsize=3)
+        ax.annotate("/".join(f"{v:g}" for v in r.skip.values()), (r.encoder_per_min, r.quality), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("X-Encoder calls per minute (o: every window; x: skip max_skip/stable/pixel)")
+    ax.set_ylabel("CIDEr-D (each annotation vs the nearest decode)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
@@ -331,23 +410,47 @@ def online_default() -> dict:
     return {"threshold": d["threshold"], "min_interval_s": d["min_interval_s"]}
 
 
-def online_spec(text: str) -> dict:
-    """THRESHOLD:MIN_INTERVAL_S[:MAX_INTERVAL_S] -> the online policy's parameters."""
-    try:
-        values = [float(v) for v in text.split(":")]
-        if len(values) not in (2, 3):
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected T:MIN_INTERVAL[:MAX_INTERVAL], got {text!r}") from None
-    return dict(zip(("threshold", "min_interval_s", "max_interval_s"), values, strict=False))
+def changepoint_default() -> dict:
+    d = policy_defaults("changepoint")
+    return {"threshold": d["threshold"], "settle_s": d["settle_s"]}
+
+
+def colon_spec(names: tuple[str, ...], required: int, integer: tuple[str, ...] = ()):
+    """An argparse type: "A:B[:C]" -> {names[0]: A, ...} (at least `required` values)."""
+    def parse(text: str) -> dict:
+        try:
+            values = [float(v) for v in text.split(":")]
+            if not required <= len(values) <= len(names):
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {':'.join(n.upper() for n in names)} (the first "
+                                             f"{required} required), got {text!r}") from None
+        return {n: int(v) if n in integer else v for n, v in zip(names, values, strict=False)}
+    return parse
+
+
+online_spec = colon_spec(("threshold", "min_interval_s", "max_interval_s"), 2)
+changepoint_spec = colon_spec(("threshold", "settle_s", "min_interval_s", "max_interval_s"), 2)
+skip_spec = colon_spec(("max_skip", "stable", "pixel"), 3, integer=("max_skip",))
 
 
 def sweep(args) -> list[Result]:
-    online = [online_spec(o) if isinstance(o, str) else o for o in args.online]  # the default: strings
-    return ([Result("uniform", {"every_s": e}) for e in args.every]
+    """Every setting of the sweep; with selective encoding, the uniform 1 Hz and the default changepoint
+    settings, each also at full rate (the baseline of its F1 and quality difference)."""
+    def parsed(values, spec):  # argparse leaves string defaults unparsed
+        return [spec(v) if isinstance(v, str) else v for v in values]
+
+    online, changepoint = parsed(args.online, online_spec), parsed(args.changepoint, changepoint_spec)
+    skips = parsed(args.skip, skip_spec)
+    online += [] if online_default() in online else [online_default()]
+    changepoint += [] if changepoint_default() in changepoint else [changepoint_default()]
+    every = list(args.every) + ([] if not skips or 1 in args.every else [1.0])
+    return ([Result("uniform", {"every_s": e}) for e in every]
             + [Result("offline_segments", {"rate_hz": r}) for r in args.rates]
             + [Result("online", o) for o in online]
-            + ([] if online_default() in online else [Result("online", online_default())]))
+            + [Result("changepoint", c) for c in changepoint]
+            + [Result(policy, params, skip=k) for k in skips
+               for policy, params in (("uniform", {"every_s": 1.0}), ("changepoint", changepoint_default()))])
 
 
 def make_backend(cfg, weights: Path | None) -> PyTorchBackend:
@@ -365,13 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=2.0, help="length of each stream")
     p.add_argument("--seed", type=int, default=0, help="world seed of the test streams")
     p.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help="model frames between windows")
-    p.add_argument("--every", type=float, nargs="+", default=[0.5, 0.75, 1, 1.5, 2, 3, 4, 6, 10, 20],
+    p.add_argument("--every", type=float, nargs="+", default=[0.5, 1, 1.5, 2, 3, 4, 6, 10],
                    help="uniform: every_s values (1 is the reference of the reduction factor)")
-    p.add_argument("--rates", type=float, nargs="+", default=[2, 1.5, 1, 0.7, 0.5, 0.35, 0.25, 0.15, 0.1,
-                                                              0.05], help="offline_segments: rate_hz values")
+    p.add_argument("--rates", type=float, nargs="+", default=[1, 0.5, 0.35, 0.25, 0.15, 0.1],
+                   help="offline_segments: rate_hz values")
     p.add_argument("--online", type=online_spec, nargs="+", metavar="T:M[:X]",
                    default=ONLINE_SWEEP.split(), help="online: threshold:min_interval_s[:max_interval_s] "
                    "settings (the policy's default setting is always added)")
+    p.add_argument("--changepoint", type=changepoint_spec, nargs="+", metavar="T:S[:M[:X]]",
+                   default=CHANGEPOINT_SWEEP.split(), help="changepoint: threshold:settle_s[:min_interval_s"
+                   "[:max_interval_s]] settings (the policy's default setting is always added)")
+    p.add_argument("--skip", type=skip_spec, nargs="*", metavar="K:STABLE:PIXEL", default=SKIP_SWEEP.split(),
+                   help="selective encoding settings (max_skip:stable:pixel), each run with uniform 1 Hz and "
+                   "the default changepoint setting; none: no selective encoding")
     p.add_argument("--timeline-stream", type=int, default=0, help="stream drawn in timeline.png")
     p.add_argument("--data", type=Path, help="keep the stream videos here; none: a temporary folder")
     p.add_argument("--out", type=Path, default=RUNS / "selective", help="output folder")
@@ -394,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         results = sweep(args)
         for r in results:
             make_policy(r.policy, **r.params)  # bad values fail before any work
+            SkipGate(**(r.skip or {}))
         torch.set_num_threads(args.threads)
         backend = MemoBackend(make_backend(cfg, weights))
     except (ConfigError, CheckpointError, ValueError, OSError) as e:
@@ -410,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
 
     query_tok = component_tokenizer(cfg, "predictor")
     decoder_tok = component_tokenizer(cfg, "y_decoder")
-    runs: list[list[tuple]] = [[] for _ in results]  # per setting, per stream: (decodes, stream s)
+    runs: list[list[tuple]] = [[] for _ in results]  # per setting, per stream: (decodes, stream s, encoded)
     truths, recorders = [], []
     with tempfile.TemporaryDirectory() as tmp, tqdm(total=args.streams * len(results), unit="run") as bar:
         data = args.data or Path(tmp)
@@ -430,11 +540,12 @@ def main(argv: list[str] | None = None) -> int:
                 decodes = []
                 summary = run_stream(frames, backend, cfg, query=CAPTION_QUERY, query_tokenizer=query_tok,
                                      decoder_tokenizer=decoder_tok, policy=policy, stride=args.stride,
+                                     skip=SkipGate(**r.skip) if r.skip else None,
                                      on_event=lambda e, d=decodes: e.decode and d.append((e.time, e.end,
                                                                                           e.text)))
                 if summary.error:
                     raise VideoError(summary.error)
-                runs[k].append((decodes, summary.stream_s))
+                runs[k].append((decodes, summary.stream_s, summary.encoded))
                 bar.update()
     results = [score(r, rs, truths, window_s / 2) for r, rs in zip(results, runs, strict=True)]
     command = command_line("experiments.selective", argv)
@@ -443,10 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-TABLE_HEAD = ("| policy | setting | decodes | rate (Hz) | CIDEr-D [95% CI] | vs uniform 1 Hz [95% CI] | "
-              "nearest decode outside the segment | in nuisance stretches | online delay p50/p90 s | missed |"
-              "\n"
-              + "|---" * 10 + "|")
+TABLE_HEAD = ("| policy | setting | X-Encoder calls /min | decodes | decodes /min | CIDEr-D [95% CI] | "
+              "vs uniform 1 Hz [95% CI] | nearest decode outside the segment | in nuisance stretches | "
+              "delay p50/p90 s | missed |\n" + "|---" * 11 + "|")
+SKIP_HEAD = ("| policy setting | skip max_skip/stable/pixel | X-Encoder calls /min (reduction) | "
+             "decodes /min | CIDEr-D [95% CI] | vs full-rate encoding [95% CI] | decode-event F1 | "
+             "delay p50/p90 s | in nuisance stretches |\n" + "|---" * 9 + "|")
 REPORT = """# Selective decoding (VL-JEPA section 4.6): preset {preset}, weights {weights}
 
 Command: `{command}`
@@ -469,14 +582,25 @@ in time to each annotation's midpoint against all its test-split paraphrases, me
 
 {reduction}
 
+## Selective encoding (skip the X-Encoder while the scene holds)
+
+Each setting against the same decode policy at full-rate encoding (every window encoded): X-Encoder
+calls, the paired difference in CIDEr-D, and the F1 of its decode events against full-rate encoding's
+(a decode matches one within {f1_tol:g} s).
+
+{skip_table}
+
+![encoder](encoder.png)
+
 ## All sweep points
 
 {table_head}
 {rows}
 
-Online delay: from a ground-truth boundary to the end of the window of the first decode centred at or
-after it (when its text can be shown); a boundary with no such decode before the next one counts as
-missed. Nuisance: a decode whose time lies in a nuisance-only stretch widened by +-{half:g} s.
+Delay (the online policies: uniform, online, changepoint): from a ground-truth boundary to the end of the
+window of the first decode centred at or after it (when its text can be shown); a boundary with no such
+decode before the next one counts as missed. Nuisance: a decode whose time lies in a nuisance-only
+stretch widened by +-{half:g} s.
 
 ![curves](curves.png)
 
@@ -490,20 +614,31 @@ def bootstrap(results: list[Result], reference: Result | None, n: int = 2000, se
     counts = np.array([len(s) for s in results[0].scores])
     idx = np.random.default_rng(seed).integers(0, len(counts), (n, len(counts)))  # (n, streams)
     total = counts[idx].sum(1)
-    ref = np.array([s.sum() for s in reference.scores]) if reference else 0.0
+    sums = {id(r): np.array([s.sum() for s in r.scores]) for r in results}
+
+    def paired(r: Result, ref: Result) -> tuple[float, float, float]:
+        d = sums[id(r)] - sums[id(ref)]
+        return (d.sum() / counts.sum(), *np.percentile(d[idx].sum(1) / total, [2.5, 97.5]))
+
     for r in results:
-        sums = np.array([s.sum() for s in r.scores])
-        r.ci = tuple(np.percentile(sums[idx].sum(1) / total, [2.5, 97.5]))
+        r.ci = tuple(np.percentile(sums[id(r)][idx].sum(1) / total, [2.5, 97.5]))
         if reference is not None:
-            d = sums - ref
-            r.delta = (d.sum() / counts.sum(), *np.percentile(d[idx].sum(1) / total, [2.5, 97.5]))
+            r.delta = paired(r, reference)
+        if r.skip is not None and (base := full_rate(results, r)) is not None:
+            r.base_delta = paired(r, base)
+
+
+def full_rate(results: list[Result], r: Result) -> Result | None:
+    """The setting of `r` at full-rate encoding (no skip), if in the sweep."""
+    return next((b for b in results if b.skip is None and (b.policy, b.params) == (r.policy, r.params)), None)
 
 
 def iso_quality(results: list[Result], base: Result) -> str:
     """For each uniform point at or below the reference's rate: the rate at which each selective policy
     reaches the same quality, and the reduction factor."""
     head = " | ".join(f"{p} rate at equal quality (reduction)" for p in POLICY_NAMES[1:])
-    lines = [f"| uniform | rate (Hz) | CIDEr-D | {head} |", "|---" * 5 + "|"]
+    lines = [f"| uniform | rate (Hz) | CIDEr-D | {head} |", "|---" * (2 + len(POLICY_NAMES)) + "|"]
+    results = [r for r in results if r.skip is None]
     for u in sorted((r for r in results if r.policy == "uniform" and r.rate_hz <= base.rate_hz + 1e-9),
                     key=lambda r: -r.rate_hz):
         cells = []
@@ -516,13 +651,20 @@ def iso_quality(results: list[Result], base: Result) -> str:
 
 def write_outputs(args, cfg, weights, results, runs, truths, recorders, command, machine, backend) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    base = next((r for r in results if r.policy == "uniform" and r.params["every_s"] == 1), None)
+    base = next((r for r in results if r.policy == "uniform" and r.params["every_s"] == 1 and r.skip is None),
+                None)
     online = next(r for r in results if r.policy == "online" and r.params == online_default())
+    changepoint = next(r for r in results if r.policy == "changepoint" and r.params == changepoint_default()
+                       and r.skip is None)
+    for k, r in enumerate(results):
+        if r.skip is not None and (b := full_rate(results, r)) is not None:
+            r.f1 = decode_f1(runs[k], runs[results.index(b)])
     half, total_s = cfg.x_encoder.num_frames / cfg.fps / 2, sum(t.duration for t in truths)
     coverage = sum(min(e + half, t.duration) - max(s - half, 0) for t in truths for s, e, _ in t.stretches)
     coverage /= total_s
     reduction, summary, notes = "no uniform every_s=1 in the sweep", [], {}
-    pick = [("uniform", {"every_s": 1.0}), ("offline_segments", {"rate_hz": 0.35}), ("online", online.params)]
+    pick = [("uniform", {"every_s": 1.0}), ("offline_segments", {"rate_hz": 0.35}), ("online", online.params),
+            ("changepoint", changepoint.params)]
     bootstrap(results, base)
     if base is not None:
         reduction = (f"Target: uniform 1 Hz, CIDEr-D {base.quality:.3f} at {base.rate_hz:.3f} Hz. The paper "
@@ -534,7 +676,7 @@ def write_outputs(args, cfg, weights, results, runs, truths, recorders, command,
                      "(Hz) | reduction | statistically equal: lowest rate (Hz), setting | reduction | best "
                      "CIDEr-D (rate Hz) |\n|---|---|---|---|---|---|")
         for name in POLICY_NAMES[1:]:
-            pts = [(r.rate_hz, r.quality) for r in results if r.policy == name]
+            pts = [(r.rate_hz, r.quality) for r in results if r.policy == name and r.skip is None]
             at, best = rate_at_quality(pts, base.quality), max(pts, key=lambda p: p[1])
             red = f"{base.rate_hz / at:.2f}x" if at else "not reached"
             equal = lowest_equal_rate(results, name)
@@ -542,18 +684,32 @@ def write_outputs(args, cfg, weights, results, runs, truths, recorders, command,
             equal_text = f"{equal.rate_hz:.3f}, {equal.label}" if equal else "-"
             reduction += (f"\n| {name} | {f'{at:.3f}' if at else '-'} | {red} | {equal_text} | {stat} | "
                           f"{best[1]:.3f} ({best[0]:.2f}) |")
+            delay = (f", delay p50 {equal.delay(50):.2f} s, p90 {equal.delay(90):.2f} s"
+                     if equal and equal.delays else "")
             summary.append(f"reduction {name:<17} {red} (point estimate), {stat} (statistically equal"
                            + (f": {equal.label}, {equal.rate_hz:.3f} Hz, CIDEr-D {equal.quality:.3f} "
-                              f"{equal.delta[0]:+.3f} [{equal.delta[1]:+.3f}, {equal.delta[2]:+.3f}])"
+                              f"{equal.delta[0]:+.3f} [{equal.delta[1]:+.3f}, {equal.delta[2]:+.3f}]{delay})"
                               if equal else ")"))
             notes[name] = f"({red} point estimate, {stat} statistically equal)"
         reduction += ("\n\nThe same at the quality of each uniform point at or below 1 Hz (iso-quality "
                       "comparison along the whole uniform curve):\n\n" + iso_quality(results, base))
-    summary.append(f"online default ({online.label}): {online.rate_hz:.3f} Hz, CIDEr-D {online.quality:.3f}, "
-                   f"decision delay p50 {online.delay(50):.2f} s, p90 {online.delay(90):.2f} s, "
-                   f"{online.missed} of {online.missed + len(online.delays)} boundaries missed")
+    for r in (online, changepoint):
+        summary.append(f"{r.policy} default ({r.label}): {r.rate_hz:.3f} Hz, CIDEr-D {r.quality:.3f} "
+                       f"{r.delta[0]:+.3f} [{r.delta[1]:+.3f}, {r.delta[2]:+.3f}], decision delay p50 "
+                       f"{r.delay(50):.2f} s, p90 {r.delay(90):.2f} s, {r.missed} of "
+                       f"{r.missed + len(r.delays)} boundaries missed")
+    for r in results:
+        if r.skip is not None:
+            full = full_rate(results, r)
+            summary.append(f"selective encoding {r.policy} {r.label}: X-Encoder {r.encoder_per_min:.1f} "
+                           f"calls/min ({full.encoded / max(r.encoded, 1):.2f}x fewer), "
+                           f"CIDEr-D {r.quality:.3f} "
+                           f"{r.base_delta[0]:+.3f} [{r.base_delta[1]:+.3f}, {r.base_delta[2]:+.3f}] vs "
+                           f"full-rate encoding, decode-event F1 {r.f1:.3f}, "
+                           f"nuisance {r.nuisance_fraction:.1%}")
     summary.append("decodes in nuisance-only stretches: " + ", ".join(
-        f"{r.policy} {r.label} {r.nuisance_fraction:.1%}" for r in results if (r.policy, r.params) in pick)
+        f"{r.policy} {r.label} {r.nuisance_fraction:.1%}" for r in results
+        if (r.policy, r.params) in pick and r.skip is None)
         + f" (randomly placed decodes: {coverage:.1%}; target < 10%)")
     across, within = embedding_change(recorders, truths, 2 * half)
     threshold = online_default()["threshold"]
@@ -564,36 +720,55 @@ def write_outputs(args, cfg, weights, results, runs, truths, recorders, command,
                    f"{np.mean(across < threshold):.0%} below the online default threshold {threshold:g}. "
                    f"Consecutive windows inside one segment: p50 {np.median(within):.5f}, "
                    f"p90 {np.percentile(within, 90):.4f}, p99 {np.percentile(within, 99):.4f}")
-    rows = [f"| {r.policy} | {r.label} | {r.decodes} | {r.rate_hz:.3f} | {r.quality:.3f} "
-            f"[{r.ci[0]:.3f}, {r.ci[1]:.3f}] | {r.delta[0]:+.3f} [{r.delta[1]:+.3f}, {r.delta[2]:+.3f}] | "
-            f"{r.outside:.1%} | "
+    rows = [f"| {r.policy} | {r.label} | {r.encoder_per_min:.1f} | {r.decodes} | {r.decodes_per_min:.1f} | "
+            f"{r.quality:.3f} [{r.ci[0]:.3f}, {r.ci[1]:.3f}] | "
+            f"{r.delta[0]:+.3f} [{r.delta[1]:+.3f}, {r.delta[2]:+.3f}] | {r.outside:.1%} | "
             f"{r.nuisance_fraction:.1%} | " + (f"{r.delay(50):.2f} / {r.delay(90):.2f} | "
                                                f"{r.missed / max(1, r.missed + len(r.delays)):.1%} |"
-                                               if r.policy == "online" else "- | - |")
-            for r in sorted(results, key=lambda r: (POLICY_NAMES.index(r.policy), -r.rate_hz))]
+                                               if r.policy != "offline_segments" else "- | - |")
+            for r in sorted(results, key=lambda r: (POLICY_NAMES.index(r.policy), r.skip is not None,
+                                                    -r.rate_hz))]
+    skip_rows = []
+    for r in results:
+        if r.skip is not None and (full := full_rate(results, r)) is not None:
+            skip_rows += [f"| {r.policy} {full.label} | full rate | {full.encoder_per_min:.1f} | "
+                          f"{full.decodes_per_min:.1f} | {full.quality:.3f} [{full.ci[0]:.3f}, "
+                          f"{full.ci[1]:.3f}] | - | - | {full.delay(50):.2f} / {full.delay(90):.2f} | "
+                          f"{full.nuisance_fraction:.1%} |"]
+            skip_rows += [f"| {r.policy} {r.setting} | {'/'.join(f'{v:g}' for v in r.skip.values())} | "
+                          f"{r.encoder_per_min:.1f} ({full.encoded / max(r.encoded, 1):.2f}x) | "
+                          f"{r.decodes_per_min:.1f} | {r.quality:.3f} [{r.ci[0]:.3f}, {r.ci[1]:.3f}] | "
+                          f"{r.base_delta[0]:+.3f} [{r.base_delta[1]:+.3f}, {r.base_delta[2]:+.3f}] | "
+                          f"{r.f1:.3f} | {r.delay(50):.2f} / {r.delay(90):.2f} | {r.nuisance_fraction:.1%} |"]
+    skip_rows = list(dict.fromkeys(skip_rows))  # each full-rate row once
     (args.out / "results.md").write_text(REPORT.format(
         preset=cfg.name, weights=weights or "random", command=command, machine=machine, n=len(truths),
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), minutes=args.minutes, seed=args.seed,
         total_s=total_s, n_ann=sum(len(t.segments) for t in truths), coverage=coverage, half=half,
         n_stretch=sum(len(t.stretches) for t in truths), memo=backend.stats(),
-        reduction=reduction, table_head=TABLE_HEAD, rows="\n".join(rows),
+        reduction=reduction, table_head=TABLE_HEAD, rows="\n".join(rows), f1_tol=F1_TOLERANCE_S,
+        skip_table="\n".join([SKIP_HEAD, *skip_rows]) if skip_rows else "no selective encoding in the sweep",
         summary="\n".join(f"- {line}" for line in summary)))
     (args.out / "results.json").write_text(json.dumps(
         {"command": command, "machine": machine, "nuisance_coverage": coverage,
-         "results": [{"policy": r.policy, "params": r.params, "decodes": r.decodes, "stream_s": r.stream_s,
-                      "rate_hz": r.rate_hz, "quality": r.quality, "nuisance_fraction": r.nuisance_fraction,
+         "results": [{"policy": r.policy, "params": r.params, "skip": r.skip, "decodes": r.decodes,
+                      "stream_s": r.stream_s, "encoded": r.encoded, "encoder_per_min": r.encoder_per_min,
+                      "rate_hz": r.rate_hz, "quality": r.quality, "ci": r.ci, "delta": r.delta,
+                      "base_delta": r.base_delta, "f1": r.f1, "nuisance_fraction": r.nuisance_fraction,
                       "delays": r.delays, "missed": r.missed} for r in results]}, indent=1) + "\n")
+    plot_encoder(results, args.out / "encoder.png",
+                 f"Selective encoding: {len(truths)} test streams x {args.minutes:g} min, preset {cfg.name}")
     plot_curves(results, base.quality if base else float("nan"), args.out / "curves.png",
                 f"Selective decoding: {len(truths)} test streams x {args.minutes:g} min, preset {cfg.name}",
                 notes)
     decodes = {f"{r.policy} {r.label}": sorted(runs[k][args.timeline_stream][0])
-               for p in pick for k, r in enumerate(results) if (r.policy, r.params) == p}
+               for p in pick for k, r in enumerate(results) if (r.policy, r.params) == p and r.skip is None}
     plot_timeline(recorders[args.timeline_stream].windows, decodes, truths[args.timeline_stream],
                   args.out / "timeline.png",
                   f"test stream {args.timeline_stream} (seed {args.seed}): embedding change, decodes, "
                   "ground-truth boundaries, decoded texts")
     print("\n".join([TABLE_HEAD, *rows]) + "\n\n" + "\n".join(summary))
-    print(f"outputs   {args.out}/results.md, results.json, curves.png, timeline.png")
+    print(f"outputs   {args.out}/results.md, results.json, curves.png, encoder.png, timeline.png")
 
 
 if __name__ == "__main__":

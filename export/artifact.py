@@ -32,7 +32,14 @@ from edge_vljepa.config import ModelConfig
 from edge_vljepa.contract import build_contract
 from edge_vljepa.parity import TASK_TOLERANCES, TOLERANCES, label_progress
 from edge_vljepa.preprocess import TEXT_COMPONENTS, PreprocessSpec, component_tokenizer, tokenizer_file
-from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, policy_defaults, run_checked
+from edge_vljepa.streaming import (
+    DEFAULT_POLICY,
+    DEFAULT_STRIDE,
+    LabelBank,
+    policy_defaults,
+    run_checked,
+    skip_defaults,
+)
 from runtimes.artifact import (
     FORMAT_VERSION,
     GOLDEN,
@@ -202,7 +209,7 @@ class ArtifactBuilder:
         self.manifest |= {
             "golden": GOLDEN,
             "decode_policy_defaults": {"policy": DEFAULT_POLICY, "stride": DEFAULT_STRIDE,
-                                       "params": policy_defaults(DEFAULT_POLICY)},
+                                       "params": policy_defaults(DEFAULT_POLICY), "skip": skip_defaults()},
             "tolerances": {"tensor": {m: TOLERANCES[m] for m in sorted(set(quant.values()))},
                            "task": TASK_TOLERANCES},
         }

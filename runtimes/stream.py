@@ -47,9 +47,11 @@ from edge_vljepa.streaming import (
     EventWriter,
     LabelBank,
     PolicyError,
+    SkipGate,
     make_policy,
     policy_defaults,
     run_stream,
+    skip_defaults,
 )
 from edge_vljepa.weights import CheckpointError
 from runtimes.artifact import Artifact, ArtifactError
@@ -60,7 +62,10 @@ from runtimes.memory import FirstCallMemory, peak_rss_mb
 DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "edge_vljepa" / "assets" / "default" / "labels.txt"
 # decode-policy parameter -> the flag (argparse dest) that sets it
 PARAM_FLAGS = {"every_s": "every", "rate_hz": "rate", "n_segments": "segments", "threshold": "threshold",
-               "confirm": "confirm", "min_interval_s": "min_interval", "max_interval_s": "max_interval"}
+               "confirm": "confirm", "min_interval_s": "min_interval", "max_interval_s": "max_interval",
+               "settle_s": "settle"}
+# selective-encoding parameter (streaming.SkipGate) -> the flag (argparse dest) that sets it
+SKIP_FLAGS = {"max_skip": "max_skip", "stable": "skip_stable", "pixel": "skip_pixel"}
 EXIT_STATUS = """exit status: 0 on success; 1 when the source broke mid-stream (the events before
 the break are kept, in the terminal and in --events); 2 for bad input, including an artifact that
 cannot be used and an output path that cannot or must not be written (one line on stderr, no
@@ -95,18 +100,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=3, help="labels shown per window")
     p.add_argument("--stride", type=int, default=DEFAULT_STRIDE, help="model frames between window starts")
     p.add_argument("--policy", default=DEFAULT_POLICY, choices=list(POLICIES), help="decode policy")
-    uniform, offline, online = (policy_defaults(name) for name in ("uniform", "offline_segments", "online"))
-    p.add_argument("--every", type=float, default=uniform["every_s"], help="uniform: seconds between decodes")
-    p.add_argument("--rate", type=float, default=offline["rate_hz"],
-                   help="offline_segments: decodes per second")
+    # policy parameters default to None: the chosen policy's own default (policies.py), or the artifact's
+    uniform, offline, online, changepoint = (policy_defaults(name) for name in
+                                             ("uniform", "offline_segments", "online", "changepoint"))
+    p.add_argument("--every", type=float,
+                   help=f"uniform: seconds between decodes (default: {uniform['every_s']})")
+    p.add_argument("--rate", type=float,
+                   help=f"offline_segments: decodes per second (default: {offline['rate_hz']})")
     p.add_argument("--segments", type=int, help="offline_segments: number of segments (overrides --rate)")
-    p.add_argument("--threshold", type=float, default=online["threshold"],
-                   help="online: cosine-distance change threshold")
-    p.add_argument("--confirm", type=int, default=online["confirm"],
-                   help="online: consecutive drifting windows to decide")
-    p.add_argument("--min-interval", type=float, default=online["min_interval_s"],
-                   help="online: minimum seconds between decodes")
-    p.add_argument("--max-interval", type=float, help="online: force a decode after this many seconds")
+    p.add_argument("--threshold", type=float,
+                   help="online, changepoint: cosine-distance change threshold (default: "
+                        f"{online['threshold']})")
+    p.add_argument("--confirm", type=int,
+                   help=f"online: consecutive drifting windows to decide (default: {online['confirm']})")
+    p.add_argument("--min-interval", type=float,
+                   help=f"online, changepoint: minimum seconds between decodes (default: "
+                        f"{online['min_interval_s']}, changepoint {changepoint['min_interval_s']})")
+    p.add_argument("--max-interval", type=float,
+                   help="online, changepoint: force a decode after this many seconds (default: none)")
+    p.add_argument("--settle", type=float, help="changepoint: seconds from the first drifting window to the "
+                                                f"decoded one (default: {changepoint['settle_s']})")
+    skip = skip_defaults()
+    p.add_argument("--max-skip", type=int, default=skip["max_skip"],
+                   help="selective encoding: windows in a row that may reuse the last embedding while the "
+                        "scene holds, no X-Encoder call (0: every window encoded; a change is seen at most "
+                        "this many windows late)")
+    p.add_argument("--skip-stable", type=float, default=skip["stable"],
+                   help="selective encoding: cosine distance between encoded embeddings under which the "
+                        "scene holds")
+    p.add_argument("--skip-pixel", type=float, default=skip["pixel"],
+                   help="selective encoding: change of the newest frame's thumbnail (0-1) over which a "
+                        "window is encoded anyway")
     p.add_argument("--events", type=Path, help="write events as JSON lines here (flushed per event); never "
                                                "an input, and an existing file only with --force")
     p.add_argument("--force", action="store_true", help="overwrite an existing --events file")
@@ -118,20 +142,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def artifact_defaults(artifact: Artifact) -> dict:
-    """The artifact's decode-policy defaults as argparse defaults (flags given on the command line win)."""
+    """The artifact's decode defaults as argparse defaults (flags given on the command line win): its policy,
+    stride and selective-encoding parameters, and its policy's parameters (`artifact_params`, used only
+    when that policy is the one chosen)."""
     d = artifact.decode_defaults
     out = {key: d[key] for key in ("policy", "stride") if key in d}
-    params = d.get("params", {})
-    return out | {PARAM_FLAGS[k]: v for k, v in params.items() if k in PARAM_FLAGS and v is not None}
+    out |= {SKIP_FLAGS[k]: v for k, v in d.get("skip", {}).items() if k in SKIP_FLAGS and v is not None}
+    return out | {"artifact_params": {d.get("policy"): d.get("params", {})}}
 
 
 def policy_params(args: argparse.Namespace) -> dict:
+    """The chosen policy's parameters: the flags given, else the artifact's for its policy, else the policy's
+    defaults."""
     if args.policy not in POLICIES:
         return {}  # make_policy names the valid ones
-    params = {p: getattr(args, PARAM_FLAGS[p]) for p in policy_defaults(args.policy)}
+    artifact = getattr(args, "artifact_params", {}).get(args.policy, {})
+    params = {}
+    for p, default in policy_defaults(args.policy).items():
+        given = getattr(args, PARAM_FLAGS[p])
+        params[p] = given if given is not None else artifact.get(p, default)
     if args.policy == "offline_segments":  # exactly one of them; --segments overrides --rate
         params.pop("rate_hz" if args.segments is not None else "n_segments")
     return params
+
+
+def skip_params(args: argparse.Namespace) -> dict:
+    """The selective-encoding parameters (streaming.SkipGate)."""
+    return {k: getattr(args, flag) for k, flag in SKIP_FLAGS.items()}
 
 
 def read_labels(path: Path) -> list[str]:
@@ -303,6 +340,7 @@ def main(argv=None) -> int:
         if args.top_k < 1 or args.stride < 1 or args.refresh < 0:
             raise ValueError("--top-k and --stride must be >= 1, --refresh >= 0")
         policy = make_policy(args.policy, **policy_params(args))
+        skip = SkipGate(**skip_params(args))
         source = VideoFile(args.video) if args.video else Camera(args.camera)
         model = artifact_model(args, artifact) if artifact is not None else reference_model(args)
     except (ArtifactError, ConfigError, CheckpointError, ContractError, VideoError, PolicyError,
@@ -323,6 +361,9 @@ def main(argv=None) -> int:
     print(f"query     {query_text(model.tokenizers['predictor'], args.query)}")
     print(f"labels    {model.labels_from}")
     print(f"policy    {args.policy} {policy_params(args)}")
+    if skip.max_skip:
+        print(f"skip      max_skip {skip.max_skip}, stable {skip.stable:g}, pixel {skip.pixel:g}: a change "
+              f"is seen at most {skip.max_skip * args.stride / spec.fps:g} s late")
     print()
     notes = vocabulary_warnings(model.tokenizers, args.query, model.bank.labels if args.labels else [])
     for line in [*notes, crop_note(source.width, source.height)]:
@@ -346,7 +387,7 @@ def main(argv=None) -> int:
                              query_tokenizer=model.tokenizers["predictor"],
                              decoder_tokenizer=model.tokenizers["y_decoder"], policy=policy,
                              stride=args.stride, label_bank=model.bank, top_k=args.top_k, on_event=on_event,
-                             live=source.live, preprocess=spec)
+                             live=source.live, preprocess=spec, skip=skip)
     except (ArtifactError, ContractError) as e:  # a component that fails to load or run, e.g. at 1st decode
         view.clear()
         kept = f"; the {events} events before it are kept" + (f" in {args.events}" if args.events else "")

@@ -76,6 +76,10 @@ POLICIES = {
     "online": ["--policy", "online"],
     "offline_rate": ["--policy", "offline_segments"],
     "offline_segments": ["--policy", "offline_segments", "--segments", "3"],
+    "changepoint": ["--policy", "changepoint", "--settle", "0.5"],
+    # selective encoding: stable 1.9 lets every encoded window hold, so the pixel test and max_skip decide
+    "changepoint_skip": ["--policy", "changepoint", "--max-skip", "2", "--skip-stable", "1.9"],
+    "uniform_skip": ["--policy", "uniform", "--max-skip", "3", "--skip-pixel", "0.05"],
 }
 
 
@@ -91,7 +95,7 @@ def test_native_cli_gives_the_python_loops_events(native, artifact, video, tmp_p
     assert len(a) == len(b) and len(a) > 10
     assert sum(e.decode for e in a) >= 1
     for x, y in zip(a, b, strict=True):
-        assert (x.time, x.window, x.start, x.end, x.decode, x.text, x.span) == (
+        assert (x.time, x.window, x.start, x.end, x.decode, x.text, x.span, x.reused) == (
             y.time,
             y.window,
             y.start,
@@ -99,22 +103,17 @@ def test_native_cli_gives_the_python_loops_events(native, artifact, video, tmp_p
             y.decode,
             y.text,
             y.span,
+            y.reused,
         )
         assert x.topk[0][0] == y.topk[0][0]
         assert [s for _, s in x.topk] == pytest.approx([s for _, s in y.topk], abs=1e-4)
         assert set(y.ms) <= {"preprocess", "x_encoder", "predictor", "label_bank", "y_decoder"}
+    if "skip" in policy:
+        assert 0 < sum(e.reused for e in b) < len(b)
+    keys = ["time", "window", "start", "end", "topk", "decode", "text", "span", "ms"]
     for line in nat.read_text().splitlines():  # exactly the schema of edge_vljepa/streaming/events.py
-        assert list(json.loads(line)) == [
-            "time",
-            "window",
-            "start",
-            "end",
-            "topk",
-            "decode",
-            "text",
-            "span",
-            "ms",
-        ]
+        event = json.loads(line)
+        assert list(event) == keys + (["reused"] if event.get("reused") else [])
 
 
 def _copy(artifact, tmp_path, name="a"):

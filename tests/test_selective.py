@@ -17,6 +17,7 @@ from experiments.selective import (
     Truth,
     bootstrap,
     decision_delays,
+    decode_f1,
     embedding_change,
     iso_quality,
     lowest_equal_rate,
@@ -148,26 +149,48 @@ def test_cli_smoke_writes_the_table_and_plots(tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["--preset", "tiny", "--random-weights", "--streams", "2", "--minutes", "0.3",
                  "--every", "0.5", "1", "4", "--rates", "1", "0.25", "--online", "0.1:1", "0.05:4",
+                 "--changepoint", "0.1:0.5", "--skip", "2:1.9:1",
                  "--out", str(out), "--data", str(tmp_path / "videos")])
     assert code == 0
     printed = capsys.readouterr().out
     assert printed.startswith("selective decoding: preset tiny") and "reduction offline_segments" in printed
     x_encoder = printed.rsplit("memoized calls: ", 1)[1].split(",")[0].split()  # x_encoder N computed of M
-    assert int(x_encoder[4]) == 7 * int(x_encoder[1])  # 7 settings: the X-Encoder ran once per window
+    # 9 settings encode every window (the X-Encoder ran once per window), 2 skip some
+    assert 9 * int(x_encoder[1]) < int(x_encoder[4]) < 11 * int(x_encoder[1])
     assert len(list((tmp_path / "videos").glob("stream_*.mp4"))) == 2
     report = (out / "results.md").read_text()
     assert "python -m experiments.selective --preset tiny" in report and "| offline_segments |" in report
-    for png in ("curves.png", "timeline.png"):
+    assert "## Selective encoding" in report
+    assert "| changepoint threshold=0.1, settle_s=1 | 2/1.9/1 |" in report
+    for png in ("curves.png", "encoder.png", "timeline.png"):
         img = cv2.imread(str(out / png))
         assert img is not None and img.shape[0] > 300 and img.std() > 0
     results = json.loads((out / "results.json").read_text())["results"]
-    uniform = [r["rate_hz"] for r in results if r["policy"] == "uniform"]
+    uniform = [r["rate_hz"] for r in results if r["policy"] == "uniform" and not r["skip"]]
     offline = [r["rate_hz"] for r in results if r["policy"] == "offline_segments"]
     assert uniform == sorted(uniform, reverse=True) and uniform[0] > uniform[-1]  # every_s 0.5, 1, 4
     assert uniform[0] == pytest.approx(2.0, rel=0.1) and uniform[1] == pytest.approx(1.0, rel=0.1)
     assert offline[0] > offline[1]
     assert {tuple(r["params"].values()) for r in results if r["policy"] == "online"} == {
         (0.1, 1.0), (0.05, 4.0)}  # the default setting (0.1, 1) is in the sweep already
+    skipped = [r for r in results if r["skip"] is not None]
+    assert [(r["policy"], r["skip"]) for r in skipped] == [
+        ("uniform", {"max_skip": 2, "stable": 1.9, "pixel": 1.0}),
+        ("changepoint", {"max_skip": 2, "stable": 1.9, "pixel": 1.0})]
+    full = next(r for r in results
+                if r["policy"] == "uniform" and r["params"] == {"every_s": 1.0} and not r["skip"])
+    assert skipped[0]["encoded"] < full["encoded"] and 0 <= skipped[0]["f1"] <= 1
+    assert skipped[0]["encoder_per_min"] < full["encoder_per_min"]
+
+
+def test_decode_f1_matches_decodes_within_the_tolerance():
+    def runs(*times):
+        return [([(t, t + 1.0, "x") for t in times], 10.0)]
+    assert decode_f1(runs(1.0, 5.0), runs(1.0, 5.0)) == 1.0
+    assert decode_f1(runs(1.5, 5.0), runs(1.0, 5.0)) == 1.0  # 0.5 s late: within 1 s
+    assert decode_f1(runs(1.0, 2.0, 5.0), runs(1.0, 5.0)) == pytest.approx(0.8)  # one extra: P 2/3, R 1
+    assert decode_f1(runs(3.0), runs(1.0)) == 0.0
+    assert decode_f1(runs(1.2), runs(1.0, 1.5)) == pytest.approx(2 / 3)  # one decode matches one only
 
 
 def test_cli_refuses_a_preset_without_weights(capsys):

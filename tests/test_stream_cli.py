@@ -39,7 +39,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("policy", ["uniform", "offline_segments", "online"])
+@pytest.mark.parametrize("policy", ["uniform", "offline_segments", "online", "changepoint"])
 def test_stream_writes_one_event_per_window_and_a_summary(capsys, tmp_path, video, labels, policy):
     events = tmp_path / "events.jsonl"
     code, out, err = run(capsys, "--video", video, "--preset", "tiny", "--policy", policy, "--labels", labels,
@@ -63,6 +63,24 @@ def test_stream_writes_one_event_per_window_and_a_summary(capsys, tmp_path, vide
     assert "policy    " + policy in out
     for line in events.read_text().splitlines():
         assert set(json.loads(line)) >= {"time", "topk", "decode", "text", "ms"}
+
+
+def test_selective_encoding_reuses_embeddings_and_keeps_every_window(capsys, tmp_path, video, labels):
+    full, skipped = tmp_path / "full.jsonl", tmp_path / "skipped.jsonl"
+    common = ["--video", video, "--preset", "tiny", "--policy", "uniform", "--labels", labels, "--quiet"]
+    assert run(capsys, *common, "--events", full)[0] == 0
+    # stable 1.9: every encoded window "holds", so the gate reuses up to max_skip windows in a row
+    code, out, err = run(capsys, *common, "--events", skipped, "--max-skip", 2, "--skip-stable", 1.9,
+                         "--skip-pixel", 1)
+    assert code == 0, err
+    a, b = read_events(full), read_events(skipped)
+    assert [e.window for e in a] == [e.window for e in b]  # every window still gives an event
+    pattern = "".join("R" if e.reused else "E" for e in b)
+    assert pattern.startswith("EERERRE") and "RRR" not in pattern
+    assert "skip      max_skip 2, stable 1.9, pixel 1: a change is seen at most 1 s late" in out
+    assert f"{pattern.count('R')} reused (x_encoder on {pattern.count('E')})" in out
+    code, _, err = run(capsys, *common, "--max-skip", -1)
+    assert code == 2 and "max_skip" in err
 
 
 def test_checkpoint_is_used(capsys, tmp_path, video, labels):

@@ -16,6 +16,7 @@ from edge_vljepa.contract import ContractError, build_contract
 from edge_vljepa.data.video import VideoError, VideoFile
 from edge_vljepa.preprocess import TextTokenizer
 from edge_vljepa.streaming import (
+    ChangePoint,
     Event,
     EventWriter,
     LabelBank,
@@ -24,6 +25,7 @@ from edge_vljepa.streaming import (
     Online,
     PolicyError,
     Resampler,
+    SkipGate,
     Uniform,
     WindowBuffer,
     greedy_decode,
@@ -236,7 +238,7 @@ def test_online_ignores_a_single_window_glitch_and_refreshes_when_asked():
 def test_make_policy_names_and_parameters():
     assert isinstance(make_policy("online", threshold=0.2), Online)
     assert make_policy("uniform", every_s=2.0).every_s == 2.0
-    with pytest.raises(PolicyError, match="unknown decode policy 'ward'.*uniform, offline_segments, online"):
+    with pytest.raises(PolicyError, match="unknown decode policy 'ward'.*online, changepoint"):
         make_policy("ward")
     with pytest.raises(PolicyError, match="no parameter every.*every_s"):
         make_policy("uniform", every=2)
@@ -246,6 +248,120 @@ def test_make_policy_names_and_parameters():
         make_policy("online", threshold=0.0)
     with pytest.raises(PolicyError, match="max_interval_s"):
         make_policy("online", min_interval_s=2.0, max_interval_s=1.0)
+
+
+
+def changepoint_bound(policy: ChangePoint) -> float:
+    """ChangePoint's decision delay bound (window centre times): a window sees a change in its last
+    D_S, drifts once enough of it is new (at most W_S later), and the decode waits settle_s more."""
+    return W_S / 2 + policy.settle_s + D_S
+
+
+def test_changepoint_decodes_the_settled_content_once_per_change():
+    a, b, c = unit_bases(3)
+    c_close = l2_normalize(0.8 * b + 0.6 * c)  # a subtle change (distance 0.2)
+    changes = [10.0, 20.0, 35.0]
+    scenes = [(0.0, a), (changes[0], b), (changes[1], c_close), (changes[2], a)]
+    windows = scene_stream(scenes, duration=50.0, jitter=0.15)
+    policy = ChangePoint()
+    requests = [r for i, (start, end, e) in enumerate(windows) if (r := policy.observe(i, start, end, e))]
+    assert requests[0].time == 0.5 and len(requests) == 1 + len(changes)  # the first window, 1 per change
+    for change, r, new in zip(changes, requests[1:], (b, c_close, a), strict=True):
+        assert change < r.time <= change + changepoint_bound(policy)
+        assert windows[r.window][0] >= change - 1e-9  # its window is all past the change: not a mix
+        assert float(r.embedding @ new) > 0.95 and r.span[0] < r.span[1] == r.window
+    # the same stream: Online decodes the mean of the straddling windows, further from the new scene
+    online = Online()
+    mixed = [r for i, (start, end, e) in enumerate(windows) if (r := online.observe(i, start, end, e))]
+
+    def worst(rs):
+        return min(float(r.embedding @ new) for r, new in zip(rs[1:], (b, c_close, a), strict=True))
+    assert worst(mixed) < worst(requests)
+
+
+def test_changepoint_ignores_noise_and_glitches_and_refreshes_when_asked():
+    a = unit_bases(1, seed=4)[0]
+    assert fire_times(ChangePoint(), scene_stream([(0.0, a)], duration=600.0, jitter=0.25, seed=4)) == [0.5]
+    windows = constant_stream(40, a)
+    windows[20] = (*windows[20][:2], unit_bases(2, seed=9)[1])  # one outlier window
+    assert fire_times(ChangePoint(), windows) == [0.5]
+    assert fire_times(ChangePoint(max_interval_s=3.0), windows) == [0.5, 3.5, 6.5, 9.5]
+
+
+def test_changepoint_redecodes_when_the_early_text_was_of_the_transition():
+    a, b = unit_bases(2, seed=5)
+    windows = scene_stream([(0.0, a), (10.0, b)], duration=20.0, jitter=0.0)
+    policy = ChangePoint(settle_s=0.0)  # decides at the first drifting window: its content is mostly old
+    requests = [r for i, (start, end, e) in enumerate(windows) if (r := policy.observe(i, start, end, e))]
+    assert len(requests) == 3  # the start; the change, early; once the windows are all new, again
+    early, late = requests[1:]
+    assert float(early.embedding @ b) < 0.9 < float(late.embedding @ b)
+    assert windows[late.window][0] >= windows[early.span[0]][1] - 1e-9  # the first all-new window
+
+
+def test_make_policy_builds_changepoint():
+    assert isinstance(make_policy("changepoint", threshold=0.2, settle_s=0.5), ChangePoint)
+    with pytest.raises(PolicyError, match="settle_s"):
+        make_policy("changepoint", settle_s=-1.0)
+    with pytest.raises(PolicyError, match="no parameter confirm"):
+        make_policy("changepoint", confirm=2)
+
+
+# --- selective encoding ---------------------------------------------------------------------------
+
+def gate_pattern(gate: SkipGate, frames, embeddings) -> str:
+    """'E' for an encoded window, 'R' for a reused one."""
+    out = ""
+    for f, e in zip(frames, embeddings, strict=True):
+        if gate.reuse(f):
+            out += "R"
+        else:
+            gate.encoded(e)
+            out += "E"
+    return out
+
+
+def test_skip_gate_lengthens_the_stride_while_the_scene_holds():
+    still = [np.full((16, 16, 3), 100, np.uint8)] * 4  # a window of T frames
+    a, b = unit_bases(2, seed=6)
+    assert gate_pattern(SkipGate(), [still] * 6, [a] * 6) == "EEEEEE"  # off by default
+    assert gate_pattern(SkipGate(max_skip=2), [still] * 12, [a] * 12) == "EERERRERRERR"
+    # the change at window 4 is seen at the next encoded window (6: max_skip late), which moved: every
+    # window is encoded again until the scene holds
+    assert gate_pattern(SkipGate(max_skip=2), [still] * 10, [a] * 4 + [b] * 6) == "EERERREERE"
+    # a pixel change forces the encoder, whatever the stability says
+    bright = [np.full((16, 16, 3), 130, np.uint8)] * 4  # mean change 30 / 255 = 0.12
+    assert gate_pattern(SkipGate(max_skip=2), [still] * 2 + [bright] * 5, [a] * 7) == "EEERRER"
+    assert gate_pattern(SkipGate(max_skip=2, pixel=0.2), [still] * 2 + [bright] * 5, [a] * 7) == "EERERRE"
+    with pytest.raises(ValueError, match="max_skip"):
+        SkipGate(max_skip=-1)
+    with pytest.raises(ValueError, match="stable"):
+        SkipGate(stable=0.0)
+
+
+def test_loop_skips_the_encoder_while_the_scene_holds():
+    bank = LabelBank.build(WORDS, FakeModel(30.0), LABEL_TOKENIZER)
+    full_model, skip_model = FakeModel(30.0), FakeModel(30.0)
+    full, skipped = [], []
+    stream(coloured_frames(30.0, 12.0), full_model, Uniform(every_s=0.5), label_bank=bank,
+           on_event=full.append)
+    # the fake frames change colour every frame: only the stability test decides here
+    summary = stream(coloured_frames(30.0, 12.0), skip_model, Uniform(every_s=0.5), label_bank=bank,
+                     on_event=skipped.append, skip=SkipGate(max_skip=2, pixel=1.0))
+    assert [e.window for e in skipped] == [e.window for e in full] == list(range(23))  # an event each
+    reused = [e.reused for e in skipped]
+    assert summary.reused == sum(reused) >= 8
+    assert summary.encoded == len(skip_model.windows) == 23 - sum(reused)
+    assert "RRR" not in "".join("R" if r else "E" for r in reused)  # at most max_skip in a row
+    for prev, e in zip(skipped, skipped[1:], strict=False):
+        if e.reused:  # the last embedding and labels stand for it: no encoder, predictor or label bank
+            assert e.topk == prev.topk and e.text == prev.text and set(e.ms) == {"preprocess", "y_decoder"}
+            assert '"reused": true' in e.to_json() and Event.from_json(e.to_json()).reused
+    assert all('"reused"' not in e.to_json() for e in full)  # the schema is unchanged without skipping
+    # each change shows up at most max_skip windows (1 s) late
+    first = {w: next(e.time for e in events if e.text == w) for events in (full,) for w in WORDS}
+    assert all(0 <= next(e.time for e in skipped if e.text == w) - first[w] <= 1.0 for w in WORDS)
+    assert "reused (x_encoder on" in summary.format()
 
 
 # --- greedy decoding ----------------------------------------------------------------------------

@@ -7,7 +7,9 @@ One JSON object per line:
    "ms": {"preprocess": 0.4, "x_encoder": 12.1, "predictor": 3.2, "label_bank": 0.1, "y_decoder": 40.3}}
 time: stream seconds the event describes (a window's centre, or a decoded segment's midpoint);
 start/end: the stream interval its embedding covers; span: the windows a decoded embedding covers
-(null when nothing was decoded); ms: the stages that ran for it. Events from different backends are
+(null when nothing was decoded); ms: the stages that ran for it; "reused": true (present only then)
+marks a window that reused the last embedding and labels (selective encoding, skip.py): no X-Encoder
+ran for it. Events from different backends are
 compared line by line for end-to-end parity (docs/design.md, parity).
 
 The writer flushes every line, so a crash keeps the events written so far. No torch import.
@@ -31,14 +33,16 @@ class Event:
     text: str | None = None
     span: tuple[int, int] | None = None  # first and last window (inclusive) of a decoded embedding
     ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+    reused: bool = False  # the last embedding stood for this window (selective encoding): no X-Encoder
 
     def to_json(self) -> str:
-        return json.dumps({
-            "time": self.time, "window": self.window, "start": self.start, "end": self.end,
-            "topk": [{"label": label, "score": score} for label, score in self.topk],
-            "decode": self.decode, "text": self.text,
-            "span": list(self.span) if self.span is not None else None,
-            "ms": self.ms}, ensure_ascii=False)
+        d = {"time": self.time, "window": self.window, "start": self.start, "end": self.end,
+             "topk": [{"label": label, "score": score} for label, score in self.topk],
+             "decode": self.decode, "text": self.text,
+             "span": list(self.span) if self.span is not None else None, "ms": self.ms}
+        if self.reused:  # only then: files without selective encoding keep the original keys
+            d["reused"] = True
+        return json.dumps(d, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> Event:
@@ -46,7 +50,7 @@ class Event:
         return cls(time=d["time"], window=d["window"], start=d["start"], end=d["end"],
                    topk=[(t["label"], t["score"]) for t in d["topk"]], decode=d["decode"],
                    text=d["text"], span=tuple(d["span"]) if d["span"] is not None else None,
-                   ms=d["ms"])
+                   ms=d["ms"], reused=d.get("reused", False))
 
 
 class EventWriter:

@@ -1,7 +1,11 @@
 """The streaming loop: frames in, events out, over any backend. One visible loop, named stages.
 
-    read -> resample -> preprocess -> window -> x_encoder -> predictor -> label_bank -> policy
+    read -> resample -> preprocess -> window -> skip? -> x_encoder -> predictor -> label_bank -> policy
          -> y_decoder (only when the policy asks) -> event
+
+skip (selective encoding, skip.py, off unless a SkipGate with max_skip > 0 is given): a window the gate
+lets through reuses the last embedding and its labels, no X-Encoder, Predictor or label bank call;
+its event says "reused".
 
 (VL-JEPA paper section 4.6: an embedding per window, selective decoding; the stage layout and the
 timing summary at exit follow whisper.cpp's stream example.) The same code runs the PyTorch
@@ -32,6 +36,7 @@ from edge_vljepa.streaming.decode import decode_text
 from edge_vljepa.streaming.events import Event
 from edge_vljepa.streaming.label_bank import LabelBank
 from edge_vljepa.streaming.policies import DecodeRequest, Policy
+from edge_vljepa.streaming.skip import SkipGate
 from edge_vljepa.streaming.window import LagGate, Resampler, WindowBuffer
 
 STAGES = ("preprocess", "x_encoder", "predictor", "label_bank", "y_decoder")
@@ -50,6 +55,12 @@ class StreamSummary:
     stage_ms: dict[str, tuple[float, float]]  # stage -> (p50, p90) ms per call, stages that ran
     error: str | None = None  # the source's error if it broke mid-stream
     interrupted: bool = False
+    reused: int = 0  # windows that reused the last embedding (selective encoding): no X-Encoder call
+
+    @property
+    def encoded(self) -> int:
+        """Windows the X-Encoder ran on."""
+        return self.windows - self.reused
 
     @property
     def windows_per_s(self) -> float:
@@ -74,7 +85,8 @@ class StreamSummary:
         # with no window the model never ran: reading frames alone says nothing of its speed
         speed = f"real-time factor {self.realtime_factor:.2f}x" if self.windows else "no window"
         lines = [
-            f"windows      {self.windows} ({self.windows_per_s:.1f} windows/s)",
+            f"windows      {self.windows} ({self.windows_per_s:.1f} windows/s)"
+            + (f", {self.reused} reused (x_encoder on {self.encoded})" if self.reused else ""),
             f"stream       {self.stream_s:.2f} s in {self.wall_s:.2f} s wall ({speed})",
             f"decodes      {self.decodes} ({self.decodes_per_min:.1f} per minute)",
             f"frames       {self.source_frames} read, {self.dropped_frames} dropped",
@@ -101,6 +113,7 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
                policy: Policy, stride: int, label_bank: LabelBank | None = None, top_k: int = 3,
                on_event: Callable[[Event], None] | None = None, live: bool = False,
                max_lag_s: float = 0.5, preprocess: PreprocessSpec | None = None,
+               skip: SkipGate | None = None,
                clock: Callable[[], float] = time.perf_counter) -> StreamSummary:
     """Run the loop over `frames`, (t seconds, RGB uint8 (H, W, 3) of any size) in time order.
 
@@ -109,7 +122,8 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
     stride: model frames between window starts. Every window gives one event; each request of the
     policy's `finish()` one more decode event after them. `live`: drop frames lagging the clock by
     more than `max_lag_s` (cameras); files are never dropped from. preprocess: the frame sampling
-    and normalisation (an artifact's manifest records it); default: derived from `cfg`.
+    and normalisation (an artifact's manifest records it); default: derived from `cfg`. skip: the
+    selective-encoding gate (skip.py); None: the X-Encoder runs on every window.
     """
     wall_start = clock()
     spec = preprocess or PreprocessSpec.from_config(cfg)
@@ -122,6 +136,8 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
     source_frames = decodes = 0
     prepare_ms = 0.0  # frame preparation since the last window, charged to its "preprocess"
     error, interrupted = None, False
+    skip = skip or SkipGate()  # max_skip 0: never skips
+    embedding, topk = None, []  # the last window's, reused while the gate skips
 
     def decode(request: DecodeRequest, ms: dict[str, float]) -> str:
         nonlocal decodes
@@ -167,26 +183,30 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
                 spans.append((window.start, window.end))
                 ms, prepare_ms = {"preprocess": prepare_ms}, 0.0
 
-                # -- preprocess (2/2): stack + normalise
+                # -- skip: while the scene holds, the last embedding (and its labels) stands for this window
                 with _timed(ms, "preprocess", clock):
-                    video = to_video_tensor(window.frames, spec)  # (1, 3, T, S, S) float32
+                    reused = skip.reuse(window.frames)
+                if not reused:
+                    # -- preprocess (2/2): stack + normalise
+                    with _timed(ms, "preprocess", clock):
+                        video = to_video_tensor(window.frames, spec)  # (1, 3, T, S, S) float32
 
-                # -- x_encoder: clip -> visual tokens
-                with _timed(ms, "x_encoder", clock):
-                    visual = run_checked(backend, "x_encoder",
-                                         {"video": video})["visual_tokens"]  # (1, N, Dx)
+                    # -- x_encoder: clip -> visual tokens
+                    with _timed(ms, "x_encoder", clock):
+                        visual = run_checked(backend, "x_encoder",
+                                             {"video": video})["visual_tokens"]  # (1, N, Dx)
 
-                # -- predictor: (visual tokens, query) -> the answer's embedding
-                with _timed(ms, "predictor", clock):
-                    embedding = run_checked(backend, "predictor", {
-                        "visual_tokens": visual, "query_ids": query_ids,
-                        "query_mask": query_mask})["embedding"][0]  # (E,)
+                    # -- predictor: (visual tokens, query) -> the answer's embedding
+                    with _timed(ms, "predictor", clock):
+                        embedding = run_checked(backend, "predictor", {
+                            "visual_tokens": visual, "query_ids": query_ids,
+                            "query_mask": query_mask})["embedding"][0]  # (E,)
+                    skip.encoded(embedding)
 
-                # -- label_bank: cosine top-k
-                topk = []
-                if label_bank is not None:
-                    with _timed(ms, "label_bank", clock):
-                        topk = label_bank.topk(embedding, top_k)
+                    # -- label_bank: cosine top-k
+                    if label_bank is not None:
+                        with _timed(ms, "label_bank", clock):
+                            topk = label_bank.topk(embedding, top_k)
 
                 # -- policy, then y_decoder only when it asks
                 request = policy.observe(window.index, window.start, window.end, embedding)
@@ -195,7 +215,7 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
                 # -- event
                 emit(Event(window.time, window.index, window.start, window.end, topk,
                            decode=request is not None, text=text,
-                           span=request.span if request is not None else None, ms=ms))
+                           span=request.span if request is not None else None, ms=ms, reused=reused))
     except KeyboardInterrupt:
         interrupted = True
 
@@ -218,4 +238,4 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
         stream_s=resampler.num_frames / spec.fps, wall_s=clock() - wall_start, backend_s=backend_ms / 1e3,
         stage_ms={stage: (float(np.percentile(v, 50)), float(np.percentile(v, 90)))
                   for stage, v in stage_ms.items() if v},
-        error=error, interrupted=interrupted)
+        error=error, interrupted=interrupted, reused=skip.reused)

@@ -88,6 +88,7 @@ def load_library(path: str | Path | None = None) -> ctypes.CDLL:
         "evj_set_top_k": (s, [p, ctypes.c_int32]),
         "evj_set_policy": (s, [p, c, c]),
         "evj_set_stride": (s, [p, ctypes.c_int32]),
+        "evj_set_skip": (s, [p, c]),
         "evj_set_threads": (s, [p, ctypes.c_int32]),
         "evj_set_event_callback": (s, [p, EVENT_CALLBACK, p]),
         "evj_next_event": (s, [p, ctypes.POINTER(c)]),
@@ -168,6 +169,10 @@ class NativeSession:
 
     def set_stride(self, stride: int) -> None:
         self._check(self.lib.evj_set_stride(self._s, stride))
+
+    def set_skip(self, params: dict | None = None) -> None:
+        """Selective encoding (streaming.SkipGate's parameters); None: the artifact's defaults, else off."""
+        self._check(self.lib.evj_set_skip(self._s, _b(json.dumps(params) if params is not None else None)))
 
     def set_threads(self, threads: int) -> None:
         self._check(self.lib.evj_set_threads(self._s, threads))

@@ -3,7 +3,8 @@
 //
 //   vljepa-stream --artifacts DIR (--video FILE | --camera N) [--query Q] [--labels FILE] [--policy P]
 //                 [--every S] [--rate HZ] [--segments N] [--threshold D] [--confirm N] [--min-interval S]
-//                 [--max-interval S] [--stride N] [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]
+//                 [--max-interval S] [--settle S] [--max-skip N] [--skip-stable D] [--skip-pixel P] [--stride N]
+//                 [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]
 //
 // Exit status as the Python CLI: 0 success, 1 the source broke mid-stream (events before it are kept),
 // 2 bad input (one line on stderr: "error: ..."), 3 the stream ended before its first window.
@@ -43,8 +44,9 @@ struct Args {
 
 const char* kUsage =
     "usage: vljepa-stream --artifacts DIR (--video FILE | --camera N) [--query Q] [--labels FILE]\n"
-    "                     [--policy {uniform,offline_segments,online}] [--every S] [--rate HZ] [--segments N]\n"
-    "                     [--threshold D] [--confirm N] [--min-interval S] [--max-interval S] [--stride N]\n"
+    "                     [--policy {uniform,offline_segments,online,changepoint}] [--every S] [--rate HZ]\n"
+    "                     [--segments N] [--threshold D] [--confirm N] [--min-interval S] [--max-interval S]\n"
+    "                     [--settle S] [--max-skip N] [--skip-stable D] [--skip-pixel P] [--stride N]\n"
     "                     [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]\n";
 
 const char* kHelp =
@@ -59,14 +61,21 @@ const char* kHelp =
     "  --labels FILE       label list, one per line (default: the artifact's label bank)\n"
     "  --top-k K           labels shown per window (default: 3)\n"
     "  --stride N          model frames between window starts (default: the artifact's)\n"
-    "  --policy P          decode policy: uniform, offline_segments, online (default: the artifact's)\n"
+    "  --policy P          decode policy: uniform, offline_segments, online, changepoint (default: the artifact's)\n"
     "  --every S           uniform: seconds between decodes (default: 1.0)\n"
     "  --rate HZ           offline_segments: decodes per second (default: 0.35)\n"
     "  --segments N        offline_segments: number of segments (overrides --rate)\n"
-    "  --threshold D       online: cosine-distance change threshold (default: 0.1)\n"
+    "  --threshold D       online, changepoint: cosine-distance change threshold (default: 0.1)\n"
     "  --confirm N         online: consecutive drifting windows to decide (default: 2)\n"
-    "  --min-interval S    online: minimum seconds between decodes (default: 1.0)\n"
-    "  --max-interval S    online: force a decode after this many seconds (default: none)\n"
+    "  --min-interval S    online, changepoint: minimum seconds between decodes (default: 1.0, changepoint 0.0)\n"
+    "  --max-interval S    online, changepoint: force a decode after this many seconds (default: none)\n"
+    "  --settle S          changepoint: seconds from the first drifting window to the decoded one (default: 1.0)\n"
+    "  --max-skip N        selective encoding: windows in a row that may reuse the last embedding while the\n"
+    "                      scene holds (default: the artifact's, else 0: every window encoded)\n"
+    "  --skip-stable D     selective encoding: cosine distance between encoded embeddings under which the\n"
+    "                      scene holds (default: 0.05)\n"
+    "  --skip-pixel P      selective encoding: thumbnail change (0-1) over which a window is encoded anyway\n"
+    "                      (default: 0.01)\n"
     "  --events OUT.jsonl  write events as JSON lines here (flushed per event)\n"
     "  --embeddings OUT.npy  write each window's embedding, (windows, E) float32, for parity checks\n"
     "  --summary OUT.json  write the summary as JSON (windows, stage p50/p90 ms, backend s, peak RSS MB)\n"
@@ -104,7 +113,8 @@ Args parse(int argc, char** argv) {
   Args a;
   static const std::vector<std::string> with_value = {"--artifacts", "--video", "--camera", "--query", "--labels", "--policy",
                                                       "--every", "--rate", "--segments", "--threshold", "--confirm",
-                                                      "--min-interval", "--max-interval", "--stride", "--top-k", "--events",
+                                                      "--min-interval", "--max-interval", "--settle", "--max-skip",
+                                                      "--skip-stable", "--skip-pixel", "--stride", "--top-k", "--events",
                                                       "--embeddings", "--summary", "--threads"};
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i], value;
@@ -128,8 +138,9 @@ Args parse(int argc, char** argv) {
     else if (flag == "--query") a.query = value;
     else if (flag == "--labels") a.labels = value;
     else if (flag == "--policy") {
-      if (value != "uniform" && value != "offline_segments" && value != "online")
-        usage_error("argument --policy: invalid choice: '" + value + "' (choose from 'uniform', 'offline_segments', 'online')");
+      if (value != "uniform" && value != "offline_segments" && value != "online" && value != "changepoint")
+        usage_error("argument --policy: invalid choice: '" + value +
+                    "' (choose from 'uniform', 'offline_segments', 'online', 'changepoint')");
       a.policy = value;
     } else if (flag == "--events") a.events = value;
     else if (flag == "--embeddings") a.embeddings = value;
@@ -138,7 +149,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--top-k") a.top_k = parse_int(flag, value);
     else if (flag == "--threads") a.threads = parse_int(flag, value);
     else {
-      if (flag == "--segments" || flag == "--confirm") parse_int(flag, value);
+      if (flag == "--segments" || flag == "--confirm" || flag == "--max-skip") parse_int(flag, value);
       else parse_double(flag, value);
       a.given[flag] = value;
     }
@@ -157,16 +168,26 @@ json policy_params(const Args& a, const std::string& policy) {
     if (integer) p[key] = std::stol(it->second); else p[key] = std::stod(it->second);
   };
   if (policy == "uniform") num("--every", "every_s", false);
-  if (policy == "online") {
+  if (policy == "online" || policy == "changepoint") {
     num("--threshold", "threshold", false);
-    num("--confirm", "confirm", true);
     num("--min-interval", "min_interval_s", false);
     num("--max-interval", "max_interval_s", false);
   }
+  if (policy == "online") num("--confirm", "confirm", true);
+  if (policy == "changepoint") num("--settle", "settle_s", false);
   if (policy == "offline_segments") {  // exactly one of them; --segments overrides --rate (default 0.35)
     if (a.given.count("--segments")) num("--segments", "n_segments", true);
     else p["rate_hz"] = a.given.count("--rate") ? std::stod(a.given.at("--rate")) : 0.35;
   }
+  return p;
+}
+
+// The selective-encoding parameters from the flags given (others: the artifact's defaults, else skip.py's).
+json skip_params(const Args& a) {
+  json p = json::object();
+  if (a.given.count("--max-skip")) p["max_skip"] = std::stol(a.given.at("--max-skip"));
+  if (a.given.count("--skip-stable")) p["stable"] = std::stod(a.given.at("--skip-stable"));
+  if (a.given.count("--skip-pixel")) p["pixel"] = std::stod(a.given.at("--skip-pixel"));
   return p;
 }
 
@@ -314,6 +335,7 @@ int main(int argc, char** argv) {
     std::string policy = args.policy.empty() ? info["policy"].get<std::string>() : args.policy;
     check(evj_set_policy(s, policy.c_str(), policy_params(args, policy).dump().c_str()));
     if (args.stride) check(evj_set_stride(s, *args.stride));
+    check(evj_set_skip(s, skip_params(args).dump().c_str()));
     check(evj_set_top_k(s, args.top_k));
     // the source before the model work, as the Python CLI
     if (!args.video.empty()) {
@@ -366,7 +388,15 @@ int main(int argc, char** argv) {
   std::cout << "query     " << py_repr(info["query"].get<std::string>()) << "\n";
   std::cout << "labels    " << info["labels"].get<int64_t>() << " "
             << (info["labels_from"] == "custom" ? "from " + args.labels : std::string("from the artifact's label bank")) << "\n";
-  std::cout << "policy    " << info["policy"].get<std::string>() << " " << py_dict(info["params"]) << "\n\n";
+  std::cout << "policy    " << info["policy"].get<std::string>() << " " << py_dict(info["params"]) << "\n";
+  if (int64_t max_skip = info["skip"]["max_skip"].get<int64_t>()) {
+    char skip[256];
+    std::snprintf(skip, sizeof skip, "skip      max_skip %lld, stable %g, pixel %g: a change is seen at most %g s late",
+                  (long long)max_skip, info["skip"]["stable"].get<double>(), info["skip"]["pixel"].get<double>(),
+                  double(max_skip) * stride / model_fps);
+    std::cout << skip << "\n";
+  }
+  std::cout << "\n";
 
   std::ofstream events;
   View view;

@@ -36,10 +36,11 @@
  *  - A session is used from one engine thread at a time (open, settings, process, finish, close);
  *    only evj_push_frame and evj_dropped_frames may be called concurrently from other threads.
  *  - A call on a closed session returns EVJ_ERR_CLOSED (closed handles are never reused), never crashes.
- *  - Settings (query, labels, top-k, policy, stride) may be changed between streams: before the first
+ *  - Settings (query, labels, top-k, policy, stride, skip) may be changed between streams: before the first
  *    frame or after evj_finish. During a stream they return EVJ_ERR_STATE.
  *  - Event lines are JSON objects with exactly the keys of edge_vljepa/streaming/events.py:
  *      {"time", "window", "start", "end", "topk": [{"label", "score"}], "decode", "text", "span", "ms"}
+ *    and "reused": true after them only for a window that reused the last embedding (evj_set_skip)
  *    (no trailing newline).
  */
 #ifndef EDGE_VLJEPA_H
@@ -148,7 +149,7 @@ EVJ_API const char* evj_session_error(const evj_session* session);
 
 /* What was opened and the effective settings, as one JSON object: {"preset", "contract_hash",
  * "executorch_version", "components": {...}, "preprocessing": {...}, "query", "labels": count,
- * "labels_from", "top_k", "policy", "params", "stride", "threads"}. *out_json is owned by the session,
+ * "labels_from", "top_k", "policy", "params", "stride", "skip", "threads"}. *out_json is owned by the session,
  * valid until the next evj_info_json call or evj_close. */
 EVJ_API evj_status evj_info_json(evj_session* session, const char** out_json);
 
@@ -166,15 +167,25 @@ EVJ_API evj_status evj_set_labels(evj_session* session, const char* const* label
 /* Labels reported per window (>= 1; default 3). */
 EVJ_API evj_status evj_set_top_k(evj_session* session, int32_t top_k);
 
-/* The decode policy: "uniform", "online" or "offline_segments"; NULL = the manifest's default policy.
- * params_json: a JSON object of the policy's parameters (names as in edge_vljepa/streaming/policies.py:
- * every_s; threshold, confirm, min_interval_s, max_interval_s; n_segments, rate_hz), NULL or "{}" =
+/* The decode policy: "uniform", "online", "changepoint" or "offline_segments"; NULL = the manifest's default
+ * policy. params_json: a JSON object of the policy's parameters (names as in edge_vljepa/streaming/policies.py:
+ * every_s; threshold, confirm, min_interval_s, max_interval_s; threshold, settle_s, min_interval_s,
+ * max_interval_s; n_segments, rate_hz), NULL or "{}" =
  * defaults (the manifest's for its own policy, else policies.py's). Unknown names, bad values:
  * EVJ_ERR_INVALID_ARGUMENT. */
 EVJ_API evj_status evj_set_policy(evj_session* session, const char* policy_name, const char* params_json);
 
 /* Model frames between window starts (>= 1); default: the manifest's decode_policy_defaults.stride. */
 EVJ_API evj_status evj_set_stride(evj_session* session, int32_t stride);
+
+/* Selective encoding (edge_vljepa/streaming/skip.py): skip the X-Encoder and Predictor while the scene
+ * holds. params_json: a JSON object {"max_skip": windows reused in a row at most (0: every window encoded),
+ * "stable": cosine distance between consecutive encoded embeddings under which the scene holds, "pixel":
+ * mean absolute change of the newest frame's 8 x 8 thumbnail, in [0, 1], over which a window is encoded
+ * anyway}; missing keys, NULL or "{}": the manifest's decode_policy_defaults.skip, else max_skip 0 (off).
+ * A reused window's event repeats the last embedding's labels and has "reused": true. Unknown names, bad
+ * values: EVJ_ERR_INVALID_ARGUMENT. */
+EVJ_API evj_status evj_set_skip(evj_session* session, const char* params_json);
 
 /* Threads of ExecuTorch's CPU thread pool (process-wide; >= 1; 0 = leave the runtime's default). */
 EVJ_API evj_status evj_set_threads(evj_session* session, int32_t threads);
@@ -222,7 +233,7 @@ EVJ_API evj_status evj_finish(evj_session* session, const char* source_error);
  * EVJ_ERR_STATE before the first evj_finish. */
 EVJ_API evj_status evj_summary_text(evj_session* session, const char** out_text);
 
-/* The same summary as a JSON object: {"windows", "decodes", "source_frames", "dropped_frames",
+/* The same summary as a JSON object: {"windows", "reused" (windows without an X-Encoder call), "decodes", "source_frames", "dropped_frames",
  * "dropped_events", "stream_s", "wall_s", "backend_s", "outside_backend_s", "core_s" (seconds inside the
  * core's frame and finish calls), "stage_ms": {stage: [p50, p90]}, "stage_total_ms": {stage: sum of ms},
  * "error", "interrupted", "peak_rss_mb" (MB of 10^6 bytes)}. Ownership as evj_summary_text. */

@@ -159,6 +159,7 @@ Artifact parse_manifest(const std::string& dir, const std::string& text, const s
       a.default_policy = dd.value("policy", a.default_policy);
       a.default_stride = dd.value("stride", a.default_stride);
       if (dd.contains("params") && dd["params"].is_object()) a.default_params = dd["params"];
+      if (dd.contains("skip") && dd["skip"].is_object()) a.default_skip = dd["skip"];
     }
     if (m.contains("tolerances") && m["tolerances"].contains("tensor")) a.tolerances = m["tolerances"]["tensor"];
   } catch (const json::exception& e) {

@@ -52,6 +52,7 @@ struct Artifact {
   std::string default_policy = "online";
   int default_stride = 2;
   nlohmann::json default_params = nlohmann::json::object();
+  nlohmann::json default_skip = nlohmann::json::object();       // decode_policy_defaults.skip (selective encoding)
   nlohmann::json tolerances = nlohmann::json::object();        // manifest tolerances.tensor
 
   const MethodSpec& method(const std::string& name) const;  // throws EVJ_ERR_CONTRACT

@@ -178,6 +178,10 @@ evj_status evj_set_stride(evj_session* s, int32_t stride) {
   return call(s, "evj_set_stride", [&](evj::Session& impl) { impl.set_stride(stride); });
 }
 
+evj_status evj_set_skip(evj_session* s, const char* params_json) {
+  return call(s, "evj_set_skip", [&](evj::Session& impl) { impl.set_skip(params_json); });
+}
+
 evj_status evj_set_threads(evj_session* s, int32_t threads) {
   return call(s, "evj_set_threads", [&](evj::Session& impl) { impl.set_threads(threads); });
 }

@@ -17,6 +17,7 @@ std::string Event::to_json() const {
   j["span"] = span ? nlohmann::ordered_json::array({span->first, span->second}) : nlohmann::ordered_json(nullptr);
   j["ms"] = nlohmann::ordered_json::object();
   for (const auto& [stage, value] : ms) j["ms"][stage] = value;
+  if (reused) j["reused"] = true;  // only then: streams without selective encoding keep the original keys
   // invalid UTF-8 (from a tokenizer) is replaced, never thrown
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }

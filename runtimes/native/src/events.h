@@ -1,5 +1,6 @@
 // Stream events as JSON lines (Python: edge_vljepa/streaming/events.py), the same keys in the same order:
-// {"time", "window", "start", "end", "topk": [{"label", "score"}], "decode", "text", "span", "ms"}.
+// {"time", "window", "start", "end", "topk": [{"label", "score"}], "decode", "text", "span", "ms"}, and
+// "reused": true only for a window that reused the last embedding (selective encoding, skip.h).
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,7 @@ struct Event {
   std::optional<std::string> text;
   std::optional<std::pair<int64_t, int64_t>> span;
   std::vector<std::pair<std::string, double>> ms;  // stage -> milliseconds, in the order the stages ran
+  bool reused = false;  // the last embedding stood for this window: no X-Encoder call
 
   std::string to_json() const;  // one line, no newline
 };

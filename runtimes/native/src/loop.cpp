@@ -63,7 +63,9 @@ std::string Summary::format() const {
   double rtf = wall_s > 0 ? stream_s / wall_s : 0.0;
   double per_min = stream_s > 0 ? 60.0 * double(decodes) / stream_s : 0.0;
   std::string out;
-  out += "windows      " + std::to_string(windows) + " (" + fmt("%.1f", windows_per_s) + " windows/s)\n";
+  out += "windows      " + std::to_string(windows) + " (" + fmt("%.1f", windows_per_s) + " windows/s)";
+  if (reused) out += ", " + std::to_string(reused) + " reused (x_encoder on " + std::to_string(windows - reused) + ")";
+  out += "\n";
   // with no window the model never ran: reading frames alone says nothing of its speed
   std::string speed = windows ? "real-time factor " + fmt("%.2f", rtf) + "x" : std::string("no window");
   out += "stream       " + fmt("%.2f", stream_s) + " s in " + fmt("%.2f", wall_s) + " s wall (" + speed + ")\n";
@@ -83,7 +85,7 @@ std::string Summary::format() const {
 
 std::string Summary::to_json() const {
   nlohmann::ordered_json j;
-  j["windows"] = windows; j["decodes"] = decodes; j["source_frames"] = source_frames;
+  j["windows"] = windows; j["reused"] = reused; j["decodes"] = decodes; j["source_frames"] = source_frames;
   j["dropped_frames"] = dropped_frames; j["dropped_events"] = dropped_events;
   j["stream_s"] = stream_s; j["wall_s"] = wall_s; j["backend_s"] = backend_s; j["outside_backend_s"] = wall_s - backend_s;
   j["core_s"] = core_s;
@@ -100,7 +102,7 @@ std::string Summary::to_json() const {
 Loop::Loop(LoopInputs inputs, std::function<void(const Event&)> emit)
     : in_(std::move(inputs)), emit_(std::move(emit)), resampler_(in_.artifact->preprocess.fps),
       buffer_(in_.artifact->preprocess.num_frames, in_.stride, in_.artifact->preprocess.fps),
-      wall_start_(std::chrono::steady_clock::now()) {}
+      skip_(in_.skip), wall_start_(std::chrono::steady_clock::now()) {}
 
 double Loop::now_ms() const {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - wall_start_).count();
@@ -151,42 +153,50 @@ void Loop::push(const evj_frame& frame) {
     e.ms.emplace_back("preprocess", prepare_ms_);
     prepare_ms_ = 0;
 
-    // -- preprocess (2/2): stack + normalise
+    // -- skip: while the scene holds, the last embedding (and its labels) stands for this window
     t0 = now_ms();
-    to_video_tensor(window->frames, in_.artifact->preprocess, video_);
+    e.reused = skip_.reuse(window->frames.back());
     add_ms(e.ms, "preprocess", now_ms() - t0);
-
-    // -- x_encoder: clip -> visual tokens
-    const auto& xin = in_.artifact->method("x_encoder").inputs[0];
-    t0 = now_ms();
-    std::vector<HostTensor> clip(1);  // moved in and back: the clip is not copied (0.9 MB on the default model)
-    clip[0] = HostTensor::floats(xin.shape, std::move(video_));
-    auto visual = in_.backend->run("x_encoder", clip);
-    video_ = std::move(clip[0].f);
-    double dt = now_ms() - t0;
-    add_ms(e.ms, "x_encoder", dt);
-    backend_ms_ += dt;
-
-    // -- predictor: (visual tokens, query) -> the answer's embedding
-    const int64_t lq = int64_t(in_.query_ids.size());
-    t0 = now_ms();
-    auto out = in_.backend->run("predictor", {std::move(visual.at(0)), HostTensor::ints({1, lq}, in_.query_ids),
-                                              HostTensor::ints({1, lq}, in_.query_mask)});
-    dt = now_ms() - t0;
-    add_ms(e.ms, "predictor", dt);
-    backend_ms_ += dt;
-    std::vector<float> embedding = std::move(out.at(0).f);  // (E,)
-    last_embedding_ = l2_normalize(embedding);
-
-    // -- label_bank: cosine top-k
-    if (in_.bank) {
+    if (!e.reused) {
+      // -- preprocess (2/2): stack + normalise
       t0 = now_ms();
-      e.topk = in_.bank->topk(embedding, in_.top_k);
-      add_ms(e.ms, "label_bank", now_ms() - t0);
+      to_video_tensor(window->frames, in_.artifact->preprocess, video_);
+      add_ms(e.ms, "preprocess", now_ms() - t0);
+
+      // -- x_encoder: clip -> visual tokens
+      const auto& xin = in_.artifact->method("x_encoder").inputs[0];
+      t0 = now_ms();
+      std::vector<HostTensor> clip(1);  // moved in and back: the clip is not copied (0.9 MB on the default model)
+      clip[0] = HostTensor::floats(xin.shape, std::move(video_));
+      auto visual = in_.backend->run("x_encoder", clip);
+      video_ = std::move(clip[0].f);
+      double dt = now_ms() - t0;
+      add_ms(e.ms, "x_encoder", dt);
+      backend_ms_ += dt;
+
+      // -- predictor: (visual tokens, query) -> the answer's embedding
+      const int64_t lq = int64_t(in_.query_ids.size());
+      t0 = now_ms();
+      auto out = in_.backend->run("predictor", {std::move(visual.at(0)), HostTensor::ints({1, lq}, in_.query_ids),
+                                                HostTensor::ints({1, lq}, in_.query_mask)});
+      dt = now_ms() - t0;
+      add_ms(e.ms, "predictor", dt);
+      backend_ms_ += dt;
+      embedding_ = std::move(out.at(0).f);  // (E,)
+      skip_.encoded(embedding_);
+      last_embedding_ = l2_normalize(embedding_);
+
+      // -- label_bank: cosine top-k
+      if (in_.bank) {
+        t0 = now_ms();
+        topk_ = in_.bank->topk(embedding_, in_.top_k);
+        add_ms(e.ms, "label_bank", now_ms() - t0);
+      }
     }
+    e.topk = topk_;
 
     // -- policy, then y_decoder only when it asks
-    std::optional<DecodeRequest> request = in_.policy->observe(window->index, window->start, window->end, embedding);
+    std::optional<DecodeRequest> request = in_.policy->observe(window->index, window->start, window->end, embedding_);
     if (request) e.text = decode(*request, e);
 
     // -- event
@@ -221,6 +231,7 @@ Summary Loop::finish(const std::optional<std::string>& source_error, int64_t dro
   }
   Summary s;
   s.windows = int64_t(spans_.size());
+  s.reused = skip_.reused();
   s.decodes = decodes_;
   s.source_frames = source_frames_;
   s.dropped_frames = dropped_frames_;

@@ -1,7 +1,7 @@
 // The streaming loop (Python: edge_vljepa/streaming/loop.py run_stream), incremental: one source frame
 // at a time, then finish(). Stages, in order, as in Python:
 //   resample -> preprocess (convert + resize/crop per used frame; stack + normalise per window) ->
-//   window -> x_encoder -> predictor -> label_bank -> policy -> y_decoder (when asked) -> event
+//   window -> skip? -> x_encoder -> predictor -> label_bank -> policy -> y_decoder (when asked) -> event
 // with per-stage milliseconds in each event and the same summary (StreamSummary.format()).
 #pragma once
 
@@ -23,6 +23,7 @@
 #include "label_bank.h"
 #include "policies.h"
 #include "preprocess.h"
+#include "skip.h"
 #include "window.h"
 
 namespace evj {
@@ -31,6 +32,7 @@ extern const char* const kStages[5];  // preprocess, x_encoder, predictor, label
 
 struct Summary {
   int64_t windows = 0, decodes = 0, source_frames = 0, dropped_frames = 0, dropped_events = 0;
+  int64_t reused = 0;  // windows that reused the last embedding (selective encoding): no X-Encoder call
   double stream_s = 0, wall_s = 0, backend_s = 0;
   double core_s = 0;  // inside the core's frame and finish calls (wall_s also holds the caller's time between them)
   std::vector<std::pair<std::string, std::pair<double, double>>> stage_ms;  // stage -> (p50, p90), stages that ran
@@ -54,6 +56,7 @@ struct LoopInputs {  // what a stream needs, fixed for its duration
   int top_k;
   int stride;
   std::unique_ptr<Policy> policy;
+  SkipParams skip;  // selective encoding; max_skip 0: every window encoded
 };
 
 class Loop {
@@ -74,12 +77,14 @@ class Loop {
   std::function<void(const Event&)> emit_;
   Resampler resampler_;
   WindowBuffer buffer_;
+  SkipGate skip_;
   std::vector<std::pair<double, double>> spans_;
   std::map<std::string, std::vector<double>> stage_ms_;
   int64_t source_frames_ = 0, decodes_ = 0, dropped_frames_ = 0;
   double prepare_ms_ = 0, backend_ms_ = 0, core_ms_ = 0;
   std::chrono::steady_clock::time_point wall_start_;
-  std::vector<float> video_, last_embedding_;
+  std::vector<float> video_, embedding_, last_embedding_;  // embedding_: the last window's, raw (E,)
+  std::vector<std::pair<std::string, float>> topk_;  // the last window's labels
 };
 
 }  // namespace evj

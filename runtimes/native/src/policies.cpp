@@ -157,11 +157,71 @@ class Online : public Policy {
   double last_t_ = -std::numeric_limits<double>::infinity();
 };
 
+// Python: ChangePoint (policies.py), step by step.
+class ChangePoint : public Policy {
+ public:
+  ChangePoint(double threshold, double settle_s, double min_interval_s, std::optional<double> max_interval_s)
+      : threshold_(threshold), settle_s_(settle_s), min_interval_s_(min_interval_s), max_interval_s_(max_interval_s) {
+    require(0 < threshold && threshold < 2, "changepoint: threshold is a cosine distance in (0, 2), got " + num(threshold));
+    require(settle_s >= 0, "changepoint: settle_s must be >= 0, got " + num(settle_s));
+    require(min_interval_s >= 0, "changepoint: min_interval_s must be >= 0, got " + num(min_interval_s));
+    require(!max_interval_s || *max_interval_s > min_interval_s,
+            "changepoint: max_interval_s (" + (max_interval_s ? num(*max_interval_s) : std::string("None")) +
+                ") must be None or > min_interval_s (" + num(min_interval_s) + ")");
+  }
+  std::optional<DecodeRequest> observe(int64_t index, double start, double end, const std::vector<float>& embedding) override {
+    std::vector<float> e = l2_normalize(embedding);
+    double t = (start + end) / 2;
+    if (!segment_sum_) return decode(t, {index, index}, e, std::nullopt);  // the first window: describe it
+    double since = t - last_t_;
+    if (max_interval_s_ && since >= *max_interval_s_ - kEpsS) return decode(t, {index, index}, e, std::nullopt);
+    if (anchor_until_) {  // r follows the content until it is past the change
+      segment_sum_ = e;
+      if (start < *anchor_until_ - kEpsS) return std::nullopt;
+      anchor_until_.reset();  // all past the change: was the decoded text of it?
+      if (1.0 - double(dot(e, decoded_)) > threshold_) return decode(t, {index, index}, e, std::nullopt);
+      return std::nullopt;
+    }
+    if (1.0 - double(dot(e, l2_normalize(*segment_sum_))) <= threshold_) {
+      first_.reset();
+      for (size_t i = 0; i < e.size(); ++i) (*segment_sum_)[i] += e[i];
+      return std::nullopt;
+    }
+    if (!first_) first_ = First{index, t, end};
+    if (t - first_->t < settle_s_ - kEpsS || since < min_interval_s_ - kEpsS) return std::nullopt;
+    return decode(t, {first_->index, index}, e, first_->end);
+  }
+  std::vector<DecodeRequest> finish() override { return {}; }
+
+ private:
+  struct First {
+    int64_t index;
+    double t, end;
+  };
+  DecodeRequest decode(double t, std::pair<int64_t, int64_t> span, const std::vector<float>& e, std::optional<double> anchor_until) {
+    segment_sum_ = e;
+    decoded_ = e;
+    anchor_until_ = anchor_until;
+    last_t_ = t;
+    first_.reset();
+    return DecodeRequest{t, span.second, span, e};
+  }
+  double threshold_, settle_s_, min_interval_s_;
+  std::optional<double> max_interval_s_;
+  std::optional<std::vector<float>> segment_sum_;
+  std::vector<float> decoded_;
+  std::optional<First> first_;
+  std::optional<double> anchor_until_;
+  double last_t_ = -std::numeric_limits<double>::infinity();
+};
+
 const std::vector<std::string>& param_names(const std::string& name) {
   static const std::vector<std::string> uniform{"every_s"}, offline{"n_segments", "rate_hz"},
-      online{"threshold", "confirm", "min_interval_s", "max_interval_s"};
+      online{"threshold", "confirm", "min_interval_s", "max_interval_s"},
+      changepoint{"threshold", "settle_s", "min_interval_s", "max_interval_s"};
   if (name == "uniform") return uniform;
   if (name == "offline_segments") return offline;
+  if (name == "changepoint") return changepoint;
   return online;
 }
 
@@ -186,7 +246,9 @@ json policy_defaults(const std::string& name) {
   if (name == "uniform") return {{"every_s", 1.0}};
   if (name == "offline_segments") return {{"n_segments", nullptr}, {"rate_hz", nullptr}};
   if (name == "online") return {{"threshold", 0.1}, {"confirm", 2}, {"min_interval_s", 1.0}, {"max_interval_s", nullptr}};
-  throw Error(EVJ_ERR_INVALID_ARGUMENT, "unknown decode policy '" + name + "'; choose one of: uniform, offline_segments, online");
+  if (name == "changepoint") return {{"threshold", 0.1}, {"settle_s", 1.0}, {"min_interval_s", 0.0}, {"max_interval_s", nullptr}};
+  throw Error(EVJ_ERR_INVALID_ARGUMENT,
+              "unknown decode policy '" + name + "'; choose one of: uniform, offline_segments, online, changepoint");
 }
 
 std::unique_ptr<Policy> make_policy(const std::string& name, const json& params) {
@@ -206,6 +268,12 @@ std::unique_ptr<Policy> make_policy(const std::string& name, const json& params)
     return std::make_unique<Uniform>(*every);
   }
   if (name == "offline_segments") return std::make_unique<OfflineSegments>(opt_int(p, "n_segments", std::nullopt, name), opt_num(p, "rate_hz", std::nullopt));
+  if (name == "changepoint") {
+    auto threshold = opt_num(p, "threshold", 0.1), settle = opt_num(p, "settle_s", 1.0), min_interval = opt_num(p, "min_interval_s", 0.0);
+    require(threshold.has_value() && settle.has_value() && min_interval.has_value(),
+            "changepoint: threshold, settle_s and min_interval_s must not be None");
+    return std::make_unique<ChangePoint>(*threshold, *settle, *min_interval, opt_num(p, "max_interval_s", std::nullopt));
+  }
   auto threshold = opt_num(p, "threshold", 0.1), min_interval = opt_num(p, "min_interval_s", 1.0);
   auto confirm = opt_int(p, "confirm", 2, "online");
   require(threshold.has_value() && min_interval.has_value() && confirm.has_value(), "online: threshold, confirm and min_interval_s must not be None");

@@ -1,6 +1,6 @@
 // Decode policies (Python: edge_vljepa/streaming/policies.py), the same logic step by step:
-// uniform (every every_s seconds), online (change detection with hysteresis), offline_segments (Ward
-// segments at finish, ward.h). observe() once per window, in order; finish() at the end of the stream.
+// uniform (every every_s seconds), online (change detection with hysteresis), changepoint (change detection
+// that decodes the settled content), offline_segments (Ward segments at finish, ward.h). observe() once per window, in order; finish() at the end of the stream.
 #pragma once
 
 #include <cstdint>

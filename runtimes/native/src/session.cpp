@@ -51,6 +51,7 @@ Session::Session(const std::string& dir, const char* expected_hash)
   stride_ = artifact_.default_stride;
   policy_ = artifact_.default_policy;
   set_policy(nullptr, nullptr);
+  set_skip(nullptr);
   backend_ = std::make_unique<Backend>(artifact_);
   backend_->load_component("x_encoder");
   backend_->load_component("predictor");
@@ -140,6 +141,20 @@ void Session::set_stride(int stride) {
   stride_ = stride;
 }
 
+void Session::set_skip(const char* params_json) {
+  require_idle("selective encoding");
+  json params = json::object();
+  if (params_json && *params_json) {
+    try {
+      params = json::parse(params_json);
+    } catch (const json::exception& e) {
+      throw Error(EVJ_ERR_INVALID_ARGUMENT, std::string("skip parameters are not JSON: ") + e.what());
+    }
+  }
+  // the manifest's decode_policy_defaults.skip, then the values given here
+  skip_ = skip_params(params, skip_params(artifact_.default_skip));
+}
+
 void Session::set_threads(int threads) {
   if (threads < 0) throw Error(EVJ_ERR_INVALID_ARGUMENT, "threads must be >= 0, got " + std::to_string(threads));
   if (threads > 0) set_runtime_threads(threads);
@@ -182,6 +197,7 @@ void Session::start_stream() {
   in.top_k = top_k_;
   in.stride = stride_;
   in.policy = make_policy(policy_, params_);
+  in.skip = skip_;
   loop_ = std::make_unique<Loop>(std::move(in), [this](const Event& e) { on_event(e); });
   dropped_events_ = 0;
 }
@@ -271,6 +287,7 @@ std::string Session::info_json() const {
   j["policy"] = policy_;
   j["params"] = params_;
   j["stride"] = stride_;
+  j["skip"] = skip_json(skip_);
   j["threads"] = threads_ ? threads_ : runtime_threads();
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }

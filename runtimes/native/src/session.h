@@ -18,6 +18,7 @@
 #include "label_bank.h"
 #include "loop.h"
 #include "preprocess.h"
+#include "skip.h"
 
 namespace evj {
 
@@ -41,6 +42,7 @@ class Session {
   void set_top_k(int top_k);
   void set_policy(const char* name, const char* params_json);
   void set_stride(int stride);
+  void set_skip(const char* params_json);
   void set_threads(int threads);
   void set_callback(evj_event_callback cb, void* user);
   const char* next_event();  // nullptr when none
@@ -72,6 +74,7 @@ class Session {
   int top_k_ = 3, stride_ = 2, threads_ = 0;
   std::string policy_;
   nlohmann::json params_;
+  SkipParams skip_;
 
   evj_event_callback callback_ = nullptr;
   void* user_ = nullptr;

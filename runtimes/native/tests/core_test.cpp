@@ -16,6 +16,7 @@
 #include "policies.h"
 #include "preprocess.h"
 #include "sha256.h"
+#include "skip.h"
 #include "window.h"
 
 using namespace evj;
@@ -105,7 +106,7 @@ TEST(Policies, BadNamesAndParametersAreRefusedWithPythonsMessages) {
     make_policy("nope", {});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "unknown decode policy 'nope'; choose one of: uniform, offline_segments, online");
+    EXPECT_STREQ(e.what(), "unknown decode policy 'nope'; choose one of: uniform, offline_segments, online, changepoint");
   }
   EXPECT_THROW(make_policy("uniform", {{"every", 1}}), Error);
   EXPECT_THROW(make_policy("uniform", {{"every_s", -1}}), Error);
@@ -113,6 +114,40 @@ TEST(Policies, BadNamesAndParametersAreRefusedWithPythonsMessages) {
   EXPECT_THROW(make_policy("online", {{"confirm", 1.5}}), Error);
   EXPECT_THROW(make_policy("offline_segments", nlohmann::json::object()), Error);
   EXPECT_THROW(make_policy("offline_segments", {{"n_segments", 2}, {"rate_hz", 1.0}}), Error);
+  EXPECT_THROW(make_policy("changepoint", {{"settle_s", -1.0}}), Error);
+  EXPECT_THROW(make_policy("changepoint", {{"confirm", 2}}), Error);
+}
+
+TEST(Policies, ChangePointDecodesTheSettledWindowOncePerChange) {
+  auto p = make_policy("changepoint", nlohmann::json::object());
+  std::vector<int64_t> decoded;
+  for (int64_t i = 0; i < 20; ++i)
+    if (auto r = p->observe(i, i * 0.5, i * 0.5 + 1.0, unit(i < 10 ? 0 : 1))) decoded.push_back(r->window);
+  EXPECT_EQ(decoded, (std::vector<int64_t>{0, 12}));  // the first window; the change at 10, settle_s = 1 s later
+}
+
+TEST(Skip, GateLengthensTheStrideWhileTheSceneHoldsAndEncodesOnAPixelChange) {
+  cv::Mat still(16, 16, CV_8UC3, cv::Scalar(100, 100, 100)), bright(16, 16, CV_8UC3, cv::Scalar(130, 130, 130));
+  auto pattern = [](SkipGate g, const std::vector<cv::Mat>& frames, const std::vector<int>& scene) {
+    std::string out;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      if (g.reuse(frames[i])) { out += "R"; continue; }
+      g.encoded(unit(scene[i]));
+      out += "E";
+    }
+    return out;
+  };
+  SkipParams two;
+  two.max_skip = 2;
+  EXPECT_EQ(pattern(SkipGate(), std::vector<cv::Mat>(6, still), std::vector<int>(6, 0)), "EEEEEE");
+  EXPECT_EQ(pattern(SkipGate(two), std::vector<cv::Mat>(12, still), std::vector<int>(12, 0)), "EERERRERRERR");
+  EXPECT_EQ(pattern(SkipGate(two), std::vector<cv::Mat>(10, still), {0, 0, 0, 0, 1, 1, 1, 1, 1, 1}), "EERERREERE");
+  EXPECT_EQ(pattern(SkipGate(two), {still, still, bright, bright, bright, bright, bright}, std::vector<int>(7, 0)), "EEERRER");
+  EXPECT_DOUBLE_EQ(thumbnail_change(thumbnail(still), thumbnail(bright), 16), 30.0 / 255);
+  EXPECT_THROW(skip_params({{"max_skip", -1}}), Error);
+  EXPECT_THROW(skip_params({{"stable", 0}}), Error);
+  EXPECT_THROW(skip_params({{"every", 1}}), Error);
+  EXPECT_EQ(skip_params({{"max_skip", 3}}).max_skip, 3);
 }
 
 TEST(Preprocess, ShortSideResizeAndCentreCrop) {
@@ -242,6 +277,8 @@ TEST(Events, JsonHasPythonsKeysInOrder) {
                          R"("decode":true,"text":"a person cuts bread","span":[6,8],"ms":{"preprocess":0.25}})");
   Event n;
   EXPECT_EQ(n.to_json(), R"({"time":0.0,"window":0,"start":0.0,"end":0.0,"topk":[],"decode":false,"text":null,"span":null,"ms":{}})");
+  n.reused = true;  // only then a "reused" key, last
+  EXPECT_EQ(n.to_json(), R"({"time":0.0,"window":0,"start":0.0,"end":0.0,"topk":[],"decode":false,"text":null,"span":null,"ms":{},"reused":true})");
 }
 
 TEST(Summary, FormatsLikePython) {
@@ -258,6 +295,8 @@ TEST(Summary, FormatsLikePython) {
             "stage        p50 ms    p90 ms\n"
             "  x_encoder      1.00      2.00\n"
             "the source broke mid-stream: VideoError: broke");
+  s.reused = 3;
+  EXPECT_EQ(s.format().substr(0, s.format().find('\n')), "windows      4 (2.0 windows/s), 3 reused (x_encoder on 1)");
   EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4}, 50), 2.5);
   EXPECT_DOUBLE_EQ(percentile({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 90), 9.1);
 }
