@@ -97,6 +97,49 @@ def linear_nodes(model) -> list[str]:
             and LINEAR in meta(n, "pkg.torch.onnx.class_hierarchy") and not kept_fp32(n)]
 
 
+def gemms_as_matmuls(model, nodes: list[str]) -> None:
+    """Rewrite each Gemm of `nodes` (torch exports a Linear on a 2-D input, e.g. a pooled embedding's head,
+    as Gemm) as MatMul + Add, the MatMul under the Gemm's name: ONNX Runtime's dynamic quantizer has no
+    integer Gemm, and one left behind would stay fp32 in an artifact that says int8."""
+    from onnx import helper, numpy_helper
+    weights = {t.name: t for t in model.graph.initializer}
+    rewritten = []
+    for node in model.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != "Gemm" or node.name not in nodes or node.input[1] not in weights
+                or attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
+            rewritten.append(node)
+            continue
+        w = numpy_helper.to_array(weights[node.input[1]])
+        w_name = node.input[1] + ("_t" if attrs.get("transB", 0) else "")
+        if attrs.get("transB", 0):  # a new initializer: the original may be shared (tied embeddings)
+            model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w.T), w_name))
+        has_bias = len(node.input) > 2 and node.input[2]
+        product = node.output[0] + "_matmul" if has_bias else node.output[0]
+        matmul = helper.make_node("MatMul", [node.input[0], w_name], [product], name=node.name)
+        matmul.metadata_props.extend(node.metadata_props)
+        rewritten.append(matmul)
+        if has_bias:
+            rewritten.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]],
+                                              name=node.name + "_bias"))
+    del model.graph.node[:]
+    model.graph.node.extend(rewritten)
+    used = {i for n in rewritten for i in n.input}
+    kept = [t for t in model.graph.initializer if t.name in used]  # the transposed-away originals go
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+
+
+def quantized_count(model) -> int:
+    """Nodes of `model` that compute in int8: integer ops (dynamic) or float ops whose weight input is
+    dequantized int8 (static QDQ)."""
+    integer = ("MatMulInteger", "DynamicQuantizeMatMul", "ConvInteger", "QGemm", "QLinearMatMul",
+               "QLinearConv")
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return sum(n.op_type in integer or (n.op_type in QUANTIZED_OPS and n.input[1] in dequantized)
+               for n in model.graph.node)
+
+
 def linear_ranges(model, nodes: list[str], calls: list[dict], path: Path) -> Path:
     """ONNX Runtime's MinMax calibration of the activations into and out of `nodes`, written to `path` as a
     calibration cache for `quantize_static`: one ONNX Runtime session that returns those tensors,
@@ -151,6 +194,7 @@ def export_method(module, spec: MethodSpec, mode: str, calls: list[dict], path: 
         name_io(onnx_program.model.graph, spec)
         model = onnx_program.model_proto
         nodes = linear_nodes(model)
+        gemms_as_matmuls(model, nodes)
         if mode == "int8":
             with tempfile.TemporaryDirectory(prefix="edge-vljepa-calibration-") as tmp:
                 ranges = linear_ranges(model, nodes, calls, Path(tmp) / "ranges.json")
@@ -170,8 +214,12 @@ def export_method(module, spec: MethodSpec, mode: str, calls: list[dict], path: 
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ExportError(f"{path.name} fails onnx.checker: {e}") from None
     saved = onnx.load(str(path), load_external_data=False)
+    quantized = quantized_count(saved)
+    if mode.startswith("int8") and quantized < len(nodes):
+        raise ExportError(f"{spec.name}: ONNX Runtime's {mode} quantizer left {len(nodes) - quantized} of "
+                          f"its {len(nodes)} Linear nodes in float; the artifact would not be {mode}")
     return {"nodes": len(saved.graph.node), "ops": dict(Counter(n.op_type for n in saved.graph.node)),
-            "quantized_nodes": len(nodes) if mode.startswith("int8") else 0}
+            "quantized_nodes": quantized}
 
 
 def convert_to_ort(art: ArtifactBuilder) -> None:
