@@ -33,23 +33,28 @@ public actor VLJEPASession {
         public var labels: [String]
         /// Labels reported per window (>= 1).
         public var topK: Int32
-        /// "uniform", "online" or "offline_segments"; nil: the manifest's default policy.
+        /// "uniform", "online", "changepoint" or "offline_segments"; nil: the manifest's default policy.
         public var policy: String?
         /// The policy's parameters as a JSON object (names as in edge_vljepa/streaming/policies.py).
         public var policyParametersJSON: String?
         /// Model frames between window starts; nil: the manifest's default.
         public var stride: Int32?
+        /// Selective encoding as a JSON object ({"max_skip", "stable", "pixel"}); nil: the manifest's
+        /// default (off unless the artifact says otherwise).
+        public var skipParametersJSON: String?
         /// ExecuTorch CPU threads (process-wide); 0: the runtime's default.
         public var threads: Int32
 
         public init(query: String? = nil, labels: [String] = [], topK: Int32 = 3, policy: String? = nil,
-                    policyParametersJSON: String? = nil, stride: Int32? = nil, threads: Int32 = 0) {
+                    policyParametersJSON: String? = nil, stride: Int32? = nil,
+                    skipParametersJSON: String? = nil, threads: Int32 = 0) {
             self.query = query
             self.labels = labels
             self.topK = topK
             self.policy = policy
             self.policyParametersJSON = policyParametersJSON
             self.stride = stride
+            self.skipParametersJSON = skipParametersJSON
             self.threads = threads
         }
     }
@@ -135,6 +140,8 @@ public actor VLJEPASession {
         if let stride = settings.stride {
             try VLJEPAError.check(evj_set_stride(s, stride), session: s)
         }
+        let skipStatus = withOptionalCString(settings.skipParametersJSON) { params in evj_set_skip(s, params) }
+        try VLJEPAError.check(skipStatus, session: s)
         try VLJEPAError.check(evj_set_threads(s, settings.threads), session: s)
     }
 
