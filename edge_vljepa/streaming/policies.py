@@ -62,6 +62,14 @@ def _require(ok: bool, message: str) -> None:
         raise PolicyError(message)
 
 
+def _require_live(name: str, threshold: float, min_interval_s: float, max_interval_s: float | None) -> None:
+    """The parameters the live policies (online, changepoint) share."""
+    _require(0 < threshold < 2, f"{name}: threshold is a cosine distance in (0, 2), got {threshold}")
+    _require(min_interval_s >= 0, f"{name}: min_interval_s must be >= 0, got {min_interval_s}")
+    _require(max_interval_s is None or max_interval_s > min_interval_s,
+             f"{name}: max_interval_s ({max_interval_s}) must be None or > min_interval_s ({min_interval_s})")
+
+
 class Uniform:
     """Decode the current window every `every_s` seconds: at the first window, then at the first
     window centred at or after each multiple of `every_s` after it. The paper's baseline (1 Hz)."""
@@ -171,13 +179,9 @@ class Online:
 
     def __init__(self, threshold: float = 0.1, confirm: int = 2, min_interval_s: float = 1.0,
                  max_interval_s: float | None = None):
-        _require(0 < threshold < 2, f"online: threshold is a cosine distance in (0, 2), got {threshold}")
+        _require_live("online", threshold, min_interval_s, max_interval_s)
         _require(isinstance(confirm, int) and confirm >= 1,
                  f"online: confirm must be an integer >= 1, got {confirm!r}")
-        _require(min_interval_s >= 0, f"online: min_interval_s must be >= 0, got {min_interval_s}")
-        _require(max_interval_s is None or max_interval_s > min_interval_s,
-                 f"online: max_interval_s ({max_interval_s}) must be None or > min_interval_s "
-                 f"({min_interval_s})")
         self.threshold, self.confirm = threshold, confirm
         self.min_interval_s, self.max_interval_s = min_interval_s, max_interval_s
         self.segment_sum: np.ndarray | None = None  # (E,) sum of the current segment's windows; r ~ it
@@ -242,12 +246,8 @@ class ChangePoint:
 
     def __init__(self, threshold: float = 0.1, settle_s: float = 1.0, min_interval_s: float = 0.0,
                  max_interval_s: float | None = None):
-        _require(0 < threshold < 2, f"changepoint: threshold is a cosine distance in (0, 2), got {threshold}")
+        _require_live("changepoint", threshold, min_interval_s, max_interval_s)
         _require(settle_s >= 0, f"changepoint: settle_s must be >= 0, got {settle_s}")
-        _require(min_interval_s >= 0, f"changepoint: min_interval_s must be >= 0, got {min_interval_s}")
-        _require(max_interval_s is None or max_interval_s > min_interval_s,
-                 f"changepoint: max_interval_s ({max_interval_s}) must be None or > min_interval_s "
-                 f"({min_interval_s})")
         self.threshold, self.settle_s = threshold, settle_s
         self.min_interval_s, self.max_interval_s = min_interval_s, max_interval_s
         self.segment_sum: np.ndarray | None = None  # (E,) sum of the current segment's windows; r ~ it
