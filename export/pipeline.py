@@ -287,11 +287,15 @@ def export(target: Target, args, lock: OutLock | None) -> int:
         check_out_dir(args.out, args.force)
         lock.acquire()
         files = parse_tokenizers(args.tokenizer)
-        reference, checkpoint, sources, config_notes = model_and_reference(args)
-        cfg = reference.cfg
-        random_weights = ((not args.checkpoint and shipped_checkpoint(cfg.name) is None)
-                          or {"predictor", "y_encoder"} <= set(args.random_weights))
-        cfg, tokenizer_notes = with_tokenizers(cfg, files, random_weights)
+
+        def random_text(cfg) -> bool:  # text means nothing to the model: a stand-in tokenizer may do
+            return ((not args.checkpoint and shipped_checkpoint(cfg.name) is None)
+                    or {"predictor", "y_encoder"} <= set(args.random_weights))
+        # checked before upstream weights are read (minutes at the paper's size): a missing one fails first
+        reference, checkpoint, sources, config_notes = model_and_reference(
+            args, lambda cfg: with_tokenizers(cfg, files, random_text(cfg)))
+        random_weights = random_text(reference.cfg)
+        cfg, tokenizer_notes = with_tokenizers(reference.cfg, files, random_weights)
         reference.cfg, reference.contract = cfg, build_contract(cfg)
         reference.release(set(COMPONENTS) - reference_components(quant))
     except (ExportError, ConfigError, CheckpointError) as e:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_vljepa.config import ModelConfig, resolve_config
@@ -28,14 +29,17 @@ def is_native(checkpoints: list[str]) -> bool:
     return read_metadata(checkpoints[0]).get("format") == FORMAT if Path(checkpoints[0]).is_file() else True
 
 
-def model_and_reference(args) -> tuple[PyTorchBackend, str, dict | None, list[str]]:
+def model_and_reference(args, check: Callable[[ModelConfig], object] | None = None
+                        ) -> tuple[PyTorchBackend, str, dict | None, list[str]]:
     """The reference of --preset/--config and --checkpoint (one native file, or upstream sources that are
     assembled, the config derived from them unless --config is given): (backend, weights, provenance
-    of each component or None, notes)."""
+    of each component or None, notes). check: called with the config before upstream weights are read
+    (assemble_from_args)."""
     checkpoints = [str(c) for c in args.checkpoint or []]
     random = list(getattr(args, "random_weights", []) or [])
     if checkpoints and not is_native(checkpoints):
-        model, cfg, _, sources, notes = assemble_from_args(checkpoints, random, args.preset, args.config)
+        model, cfg, _, sources, notes = assemble_from_args(checkpoints, random, args.preset, args.config,
+                                                           check)
         weights = "assembled from " + ", ".join(checkpoints)
         return PyTorchBackend(cfg, model=model, weights=weights), weights, sources, notes
     if random:

@@ -263,6 +263,27 @@ def test_one_command_export_and_stream(layouts, tmp_path, capsys):
     assert stream.main(["--artifacts", str(out), "--video", str(video), "--quiet"]) == 0
 
 
+def test_a_missing_tokenizer_fails_before_the_weights_are_read(layouts, tmp_path, capsys, monkeypatch):
+    """The paper base names the Llama-3 / Gemma-3 tokenizers: without --tokenizer the export says so in one
+    line before assembling (minutes at the paper's size), not after."""
+    import importlib
+
+    from export import to_executorch
+    assemble_module = importlib.import_module("edge_vljepa.weights.assemble")
+
+    def never(*_):
+        raise AssertionError("the weights were read before the tokenizers were checked")
+    monkeypatch.setattr(assemble_module, "assemble", never)
+    root, _ = layouts
+    rc = to_executorch.main(["--checkpoint", str(root / "best.pt"), "--checkpoint", f"x_encoder={root / 'vjepa2'}",
+                             "--random-weights", "y_decoder", "--preset", "paper", "--no-parity",
+                             "--out", str(tmp_path / "art")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "tokenizer 'llama3' is not available on this machine" in err and "--tokenizer llama3=PATH" in err
+    assert not (tmp_path / "art").exists()
+
+
 # --- sizes derived from shapes: V-JEPA 2 / 2.1 at their real sizes (names and shapes only), BERT ------
 
 def vit_shapes(width: int, depth: int, mlp: int, v21: bool) -> dict[str, tuple[int, ...]]:

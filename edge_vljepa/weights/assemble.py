@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,10 +236,13 @@ def base_config(preset: str | None) -> ModelConfig:
 
 
 def assemble_from_args(checkpoints: list[str], random: list[str] | tuple[str, ...] = (),
-                       preset: str | None = None, config: str | Path | None = None):
+                       preset: str | None = None, config: str | Path | None = None,
+                       check: Callable[[ModelConfig], object] | None = None):
     """The one path from --checkpoint / --random-weights / --preset / --config to a loaded model:
     (model, config, load reports, provenance, notes on where the config came from).
-    --config is used as given; otherwise the config is derived from the sources on top of --preset."""
+    --config is used as given; otherwise the config is derived from the sources on top of --preset.
+    check: called with the config before the weights are read (minutes at paper size), so that what
+    the caller needs besides the weights (e.g. the tokenizers the config names) fails first."""
     specs = [SourceSpec.parse(item) for item in checkpoints]
     opened = open_sources(specs)
     covered(opened, random)
@@ -249,6 +253,8 @@ def assemble_from_args(checkpoints: list[str], random: list[str] | tuple[str, ..
         cfg, notes = derive_config(opened, base)
         if dataclasses.replace(cfg, name=base.name) == base:
             cfg, notes = base, [f"preset {base.name!r} (the checkpoints have its sizes)"]
+    if check is not None:
+        check(cfg)
     model, reports = assemble(cfg, opened, random)
     return model, cfg, reports, provenance(opened, random), notes
 
