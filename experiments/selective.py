@@ -5,7 +5,8 @@
 Test-split streams of the synthetic world (data.world.sample_stream) are written as real .mp4 + .json
 files, decoded back with OpenCV (VideoFile) and run through THE streaming loop (streaming.run_stream)
 with the PyTorch reference backend, once per decode-policy setting: `uniform` (every_s),
-`offline_segments` (rate_hz), `online` (threshold, min_interval_s), `changepoint` (threshold, settle_s),
+`offline_segments` (rate_hz), `online` (threshold, min_interval_s), `changepoint` (threshold, settle_s,
+lead, recheck),
 and with selective encoding (streaming.SkipGate: max_skip, stable, pixel) for a few policy settings,
 against the same settings at full-rate encoding (decode-event F1). A memoizing backend caches every
 backend output by the hash of its input bytes, so the sweep re-runs the exact product loop without
@@ -70,8 +71,8 @@ from experiments.reports import RUNS, command_line
 POLICY_NAMES = ("uniform", "offline_segments", "online", "changepoint")
 COLOURS = {"uniform": "#1f77b4", "offline_segments": "#ff7f0e", "online": "#2ca02c", "changepoint": "#d62728"}
 ONLINE_SWEEP = "0.1:1 0.1:0.5:2 0.05:1"  # threshold:min_interval_s[:max_interval_s]
-CHANGEPOINT_SWEEP = "0.05:0.5 0.1:0.5 0.15:0.5 0.2:0.5 0.05:1 0.1:1 0.2:1"  # threshold:settle_s
-SKIP_SWEEP = "1:0.05:0.01 2:0.03:0.01 2:0.05:0.01 3:0.05:0.01 2:0.1:0.01"  # max_skip:stable:pixel
+CHANGEPOINT_SWEEP = "0.1:1:1:0.1 0.1:0.5 0.15:1 0.1:1:0.5:0.3 0.1:1:0.3:0.2"  # threshold:settle_s[:lead:recheck]
+SKIP_SWEEP = "1:0.05:0.01 1:0.05:0.02 2:0.05:0.01 3:0.1:0.02"  # max_skip:stable:pixel
 F1_TOLERANCE_S = 1.0  # decode-event F1: a decode matches one at full-rate encoding this close in time
 
 
@@ -131,6 +132,9 @@ class PolicyRecorder:
 
     def finish(self):
         return self.policy.finish()
+
+    def wants_embedding(self, start, end):
+        return self.policy.wants_embedding(start, end)
 
 
 @dataclass(frozen=True)
@@ -412,7 +416,7 @@ def online_default() -> dict:
 
 def changepoint_default() -> dict:
     d = policy_defaults("changepoint")
-    return {"threshold": d["threshold"], "settle_s": d["settle_s"]}
+    return {k: d[k] for k in ("threshold", "settle_s", "lead", "recheck")}
 
 
 def colon_spec(names: tuple[str, ...], required: int, integer: tuple[str, ...] = ()):
@@ -430,7 +434,7 @@ def colon_spec(names: tuple[str, ...], required: int, integer: tuple[str, ...] =
 
 
 online_spec = colon_spec(("threshold", "min_interval_s", "max_interval_s"), 2)
-changepoint_spec = colon_spec(("threshold", "settle_s", "min_interval_s", "max_interval_s"), 2)
+changepoint_spec = colon_spec(("threshold", "settle_s", "lead", "recheck", "min_interval_s", "max_interval_s"), 2)
 skip_spec = colon_spec(("max_skip", "stable", "pixel"), 3, integer=("max_skip",))
 
 
@@ -475,9 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", type=online_spec, nargs="+", metavar="T:M[:X]",
                    default=ONLINE_SWEEP.split(), help="online: threshold:min_interval_s[:max_interval_s] "
                    "settings (the policy's default setting is always added)")
-    p.add_argument("--changepoint", type=changepoint_spec, nargs="+", metavar="T:S[:M[:X]]",
-                   default=CHANGEPOINT_SWEEP.split(), help="changepoint: threshold:settle_s[:min_interval_s"
-                   "[:max_interval_s]] settings (the policy's default setting is always added)")
+    p.add_argument("--changepoint", type=changepoint_spec, nargs="+", metavar="T:S[:L[:R[:M[:X]]]]",
+                   default=CHANGEPOINT_SWEEP.split(), help="changepoint: threshold:settle_s[:lead[:recheck"
+                   "[:min_interval_s[:max_interval_s]]]] settings (the policy's default setting is always "
+                   "added; 0.1:1:1:0.1 is the policy before lead and recheck)")
     p.add_argument("--skip", type=skip_spec, nargs="*", metavar="K:STABLE:PIXEL", default=SKIP_SWEEP.split(),
                    help="selective encoding settings (max_skip:stable:pixel), each run with uniform 1 Hz and "
                    "the default changepoint setting; none: no selective encoding")

@@ -63,7 +63,7 @@ DEFAULT_LABELS = Path(__file__).resolve().parent.parent / "edge_vljepa" / "asset
 # decode-policy parameter -> the flag (argparse dest) that sets it
 PARAM_FLAGS = {"every_s": "every", "rate_hz": "rate", "n_segments": "segments", "threshold": "threshold",
                "confirm": "confirm", "min_interval_s": "min_interval", "max_interval_s": "max_interval",
-               "settle_s": "settle"}
+               "settle_s": "settle", "lead": "lead", "recheck": "recheck"}
 # selective-encoding parameter (streaming.SkipGate) -> the flag (argparse dest) that sets it
 SKIP_FLAGS = {"max_skip": "max_skip", "stable": "skip_stable", "pixel": "skip_pixel"}
 EXIT_STATUS = """exit status: 0 on success; 1 when the source broke mid-stream (the events before
@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="online, changepoint: force a decode after this many seconds (default: none)")
     p.add_argument("--settle", type=float, help="changepoint: seconds from the first drifting window to the "
                                                 f"decoded one (default: {changepoint['settle_s']})")
+    p.add_argument("--lead", type=float, help="changepoint: when the window before the first drifting one was "
+                                              "already this fraction of --threshold away, the change began "
+                                              "earlier and half of --settle suffices (1: never; default: "
+                                              f"{changepoint['lead']})")
+    p.add_argument("--recheck", type=float, help="changepoint: the first window past the change is decoded "
+                                                 "again when it differs from the decoded one by more than "
+                                                 f"this cosine distance (default: {changepoint['recheck']})")
     skip = skip_defaults()
     p.add_argument("--max-skip", type=int, default=skip["max_skip"],
                    help="selective encoding: windows in a row that may reuse the last embedding while the "

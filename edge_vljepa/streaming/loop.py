@@ -185,7 +185,7 @@ def run_stream(frames: Iterable[tuple[float, np.ndarray]], backend: Backend, cfg
 
                 # -- skip: while the scene holds, the last embedding (and its labels) stands for this window
                 with _timed(ms, "preprocess", clock):
-                    reused = skip.reuse(window.frames)
+                    reused = skip.reuse(window.frames, policy.wants_embedding(window.start, window.end))
                 if not reused:
                     # -- preprocess (2/2): stack + normalise
                     with _timed(ms, "preprocess", clock):

@@ -1,17 +1,19 @@
 """Decode policies: when to turn the embedding stream into text (selective decoding).
 
 VL-JEPA predicts one embedding per window and only runs the Y-Decoder when text is needed
-(paper section 4.6). Three policies share one interface, so the loop treats them alike:
+(paper section 4.6). Four policies share one interface, so the loop treats them alike:
 
   uniform           decode every `every_s` seconds (the paper's baseline, 1 Hz).
   offline_segments  the paper's method: Ward agglomerative clustering with a temporal-connectivity
                     constraint splits the whole stream into N segments; one decode per segment, at
                     its temporal midpoint, from its mean embedding. Offline: decides at `finish()`.
   online            a streaming change detector with a bounded decision delay (live use).
+  changepoint       decodes each change once its new content has settled (live use).
 
 Interface: `observe(index, start, end, embedding) -> DecodeRequest | None` once per window, in
 order (start/end: the window's interval in stream seconds, its centre is the time its embedding
 describes; embedding (E,)), then `finish() -> [DecodeRequest]` when the stream ends.
+`wants_embedding(start, end) -> bool | None` before each window, for selective encoding (skip.py).
 `make_policy(name, **params)` builds one by name.
 
 numpy + scikit-learn (no torch): this is what a device runs.
@@ -56,6 +58,12 @@ class Policy(Protocol):
 
     def finish(self) -> list[DecodeRequest]: ...
 
+    def wants_embedding(self, start: float, end: float) -> bool | None:
+        """For selective encoding, before the window [start, end] is encoded: True if this policy
+        decides on its embedding (encode it), False if the last one serves it as well (reuse), None:
+        no preference (the gate's own tests decide)."""
+        ...
+
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
@@ -91,6 +99,9 @@ class Uniform:
         periods = math.floor((t - self.t_first) / self.every_s + _EPS_S) + 1
         self.next_t = self.t_first + periods * self.every_s
         return DecodeRequest(t, index, (index, index), l2_normalize(embedding))
+
+    def wants_embedding(self, start: float, end: float) -> bool | None:
+        return None
 
     def finish(self) -> list[DecodeRequest]:
         return []
@@ -138,6 +149,9 @@ class OfflineSegments:
         self.indices.append(index)
         self.times.append((start + end) / 2)
         self.embeddings.append(l2_normalize(embedding))
+        return None
+
+    def wants_embedding(self, start: float, end: float) -> bool | None:
         return None
 
     def finish(self) -> list[DecodeRequest]:
@@ -215,6 +229,9 @@ class Online:
         self.drifting.clear()
         return DecodeRequest(t, span[1], span, embedding)
 
+    def wants_embedding(self, start: float, end: float) -> bool | None:
+        return None
+
     def finish(self) -> list[DecodeRequest]:
         return []
 
@@ -229,32 +246,51 @@ class ChangePoint:
     new at threshold 0.1, while a 3/4-new window is already within ~0.1 of the new scene (p50). So it
     decodes the first window centred at least `settle_s` after the first drifting one, from that
     window's own embedding, provided every window since drifted too (otherwise the drift was a glitch
-    and is forgotten). r restarts from the decoded embedding and follows the newest window until one
-    starts at or after the first drifting window's end (its content is all past the change); that
-    window is compared with the decoded embedding, and decoded too if they differ by more than
-    `threshold` (the first decode came too early in the transition). Later windows that do not drift
-    join r's mean. The first window of a stream is decoded; `max_interval_s` (off by default) forces a
-    periodic refresh from the current window; `min_interval_s` spaces decodes.
+    and is forgotten). When the window before the first drifting one was already more than
+    `lead` x `threshold` from r, the change began a window earlier and the first drifting window is
+    mostly new: then settle_s / 2 suffices (lead 1: never). r restarts from the decoded embedding and
+    follows the newest window until one starts at or after the first drifting window's end (its
+    content is all past the change); that window is compared with the decoded embedding, and decoded
+    too if they differ by more than `recheck` (the first decode came too early in the transition).
+    Later windows that do not drift join r's mean. The first window of a stream is decoded;
+    `max_interval_s` (off by default) forces a periodic refresh from the current window;
+    `min_interval_s` spaces decodes.
 
     Decision delay, with W the window length and D the window period: a change at time c first
     drifts in a window ending f * W after c (f: the new fraction that crosses the threshold); the
-    decoded window ends settle_s (rounded up to D) later: about f * W + settle_s after c (1.5-2.5 s
-    for the default model's W = 2 s, D = 0.5 s), at most W / 2 + settle_s + D after c in window centres.
+    decoded window ends settle_s (or settle_s / 2, rounded up to D) later: about f * W + settle_s
+    after c (1.5-2.5 s for the default model's W = 2 s, D = 0.5 s), at most W / 2 + settle_s + D
+    after c in window centres.
+
+    `wants_embedding(start, end)` tells selective encoding (skip.py) which windows it decides on: the
+    decision windows (settle reached, the recheck window) must be encoded; the windows in between
+    (settling, following the transition) may reuse the last embedding; None elsewhere.
     """
 
     name = "changepoint"
 
     def __init__(self, threshold: float = 0.1, settle_s: float = 1.0, min_interval_s: float = 0.0,
-                 max_interval_s: float | None = None):
+                 max_interval_s: float | None = None, lead: float = 0.5, recheck: float = 0.2):
         _require_live("changepoint", threshold, min_interval_s, max_interval_s)
         _require(settle_s >= 0, f"changepoint: settle_s must be >= 0, got {settle_s}")
-        self.threshold, self.settle_s = threshold, settle_s
+        _require(0 <= lead <= 1, f"changepoint: lead is a fraction of threshold in [0, 1], got {lead}")
+        _require(0 < recheck < 2, f"changepoint: recheck is a cosine distance in (0, 2), got {recheck}")
+        self.threshold, self.settle_s, self.lead, self.recheck = threshold, settle_s, lead, recheck
         self.min_interval_s, self.max_interval_s = min_interval_s, max_interval_s
         self.segment_sum: np.ndarray | None = None  # (E,) sum of the current segment's windows; r ~ it
         self.first: tuple[int, float, float] | None = None  # the first drifting window: (index, centre, end)
+        self.settle = settle_s  # the wait of the current change: settle_s, or settle_s / 2 after a lead
+        self.previous = 0.0  # distance to r of the last window that did not drift
         self.anchor_until: float | None = None  # r follows the newest window until one starts here (s)
         self.last_t = -math.inf  # time of the last decode
         self.decoded: np.ndarray | None = None  # (E,) the last decoded embedding
+
+    def wants_embedding(self, start: float, end: float) -> bool | None:
+        if self.first is not None:  # settling: only the window where settle is reached decides
+            return (start + end) / 2 - self.first[1] >= self.settle - _EPS_S
+        if self.anchor_until is not None:  # following the transition: only the recheck window decides
+            return start >= self.anchor_until - _EPS_S
+        return None
 
     def observe(self, index: int, start: float, end: float, embedding: np.ndarray) -> DecodeRequest | None:
         e, t = l2_normalize(embedding), (start + end) / 2
@@ -268,23 +304,25 @@ class ChangePoint:
             if start < self.anchor_until - _EPS_S:
                 return None
             self.anchor_until = None  # all past the change: was the decoded text of it?
-            if 1 - float(e @ self.decoded) > self.threshold:
+            if 1 - float(e @ self.decoded) > self.recheck:
                 return self._decode(t, (index, index), e, None)
             return None
-        if 1 - float(e @ l2_normalize(self.segment_sum)) <= self.threshold:
-            self.first = None
+        distance = 1 - float(e @ l2_normalize(self.segment_sum))
+        if distance <= self.threshold:
+            self.first, self.previous = None, distance
             self.segment_sum = self.segment_sum + e
             return None
         if self.first is None:
             self.first = (index, t, end)
-        if t - self.first[1] < self.settle_s - _EPS_S or since < self.min_interval_s - _EPS_S:
+            self.settle = self.settle_s / 2 if self.previous > self.lead * self.threshold else self.settle_s
+        if t - self.first[1] < self.settle - _EPS_S or since < self.min_interval_s - _EPS_S:
             return None
         return self._decode(t, (self.first[0], index), e, self.first[2])
 
     def _decode(self, t: float, span: tuple[int, int], embedding: np.ndarray,
                 anchor_until: float | None) -> DecodeRequest:
         self.segment_sum, self.anchor_until, self.last_t, self.first = embedding, anchor_until, t, None
-        self.decoded = embedding
+        self.decoded, self.previous = embedding, 0.0
         return DecodeRequest(t, span[1], span, embedding)
 
     def finish(self) -> list[DecodeRequest]:

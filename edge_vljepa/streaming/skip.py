@@ -14,7 +14,9 @@ labels, and the policy sees that embedding again). Two tests, both cheap:
              whatever the stability says (a cut, an object appearing).
 
 So a change is seen at most `max_skip` windows late (max_skip x stride / fps seconds). max_skip = 0
-(the default) encodes every window. The thumbnail is integer block sums of the preprocessed uint8
+(the default) encodes every window. The decode policy has the last word where it has one
+(`wants_embedding`, policies.py): a window it decides on is encoded whatever the tests say, and one
+whose embedding it will not use (changepoint while it waits for a change to settle) is reused. The thumbnail is integer block sums of the preprocessed uint8
 frame, so the native core (runtimes/native/src/skip.cpp) takes the same decisions bit for bit.
 
 numpy only (no torch): this is what a device runs.
@@ -47,8 +49,8 @@ def thumbnail_change(a: np.ndarray, b: np.ndarray, side: int) -> float:
 class SkipGate:
     """Decides per window whether the X-Encoder runs (see the module docstring).
 
-    Per window, in order: `reuse(frames)` -> True: use the last embedding; False: encode, then call
-    `encoded(embedding)` with the new embedding.
+    Per window, in order: `reuse(frames, wanted)` -> True: use the last embedding; False: encode, then
+    call `encoded(embedding)` with the new embedding. wanted: the policy's `wants_embedding`.
     """
 
     def __init__(self, max_skip: int = 0, stable: float = 0.05, pixel: float = 0.01):
@@ -66,12 +68,18 @@ class SkipGate:
         self.pending: np.ndarray | None = None  # ... of the window being encoded
         self.reused = 0  # windows reused so far
 
-    def reuse(self, frames) -> bool:
-        """Whether the window of uint8 `frames` (T x (S, S, 3)) may reuse the last embedding."""
+    def reuse(self, frames, wanted: bool | None = None) -> bool:
+        """Whether the window of uint8 `frames` (T x (S, S, 3)) may reuse the last embedding; wanted:
+        True: the policy decides on this window (encode it), False: it will not use it (reuse), None:
+        the tests above decide."""
         if self.max_skip == 0:
             return False
         thumb = thumbnail(frames[-1])
-        if (self.last is not None and self.run < self.allowed
+        if self.last is not None and wanted is False:
+            self.run += 1
+            self.reused += 1
+            return True
+        if (self.last is not None and wanted is None and self.run < self.allowed
                 and thumbnail_change(thumb, self.thumb, frames[-1].shape[0]) <= self.pixel):
             self.run += 1
             self.reused += 1
