@@ -299,21 +299,68 @@ def test_changepoint_redecodes_when_the_early_text_was_of_the_transition():
     assert windows[late.window][0] >= windows[early.span[0]][1] - 1e-9  # the first all-new window
 
 
+def at_distance(a: np.ndarray, c: np.ndarray, d: float) -> np.ndarray:
+    """A unit vector at cosine distance d from unit a, towards c (orthogonal to a)."""
+    return np.cos(np.arccos(1 - d)) * a + np.sin(np.arccos(1 - d)) * c
+
+
+def test_changepoint_lead_halves_the_settle_when_the_change_began_a_window_earlier():
+    a, b, c = unit_bases(3, seed=7)
+    windows = constant_stream(40, a)
+    windows[10] = (*windows[10][:2], at_distance(a, c, 0.07))  # already 0.7 threshold away, not drifting
+    windows[11:] = [(*w[:2], b) for w in windows[11:]]  # drifts from window 11 (centre 3.25 s)
+    assert fire_times(ChangePoint(lead=1.0), windows) == [0.5, 3.25 + 1.0]  # no lead: settle_s
+    assert fire_times(ChangePoint(lead=0.5), windows) == [0.5, 3.25 + 0.5]  # lead: settle_s / 2
+    assert fire_times(ChangePoint(lead=0.8), windows) == [0.5, 3.25 + 1.0]  # 0.07 < 0.8 x 0.1
+    windows[10] = (*windows[10][:2], a)
+    assert fire_times(ChangePoint(lead=0.5), windows) == [0.5, 3.25 + 1.0]  # a sudden change waits
+
+
+def test_changepoint_recheck_has_its_own_distance():
+    a, b = unit_bases(2, seed=5)
+    windows = scene_stream([(0.0, a), (10.0, b)], duration=20.0, jitter=0.0)
+    early = ChangePoint(settle_s=0.0)  # decides at the first drifting window, mostly old content
+    requests = [r for i, (start, end, e) in enumerate(windows) if (r := early.observe(i, start, end, e))]
+    gap = 1 - float(requests[2].embedding @ requests[1].embedding)  # the all-new window vs the early one
+    assert len(requests) == 3 and gap > 0.2
+    assert len(fire_times(ChangePoint(settle_s=0.0, recheck=gap + 0.01), windows)) == 2
+    assert len(fire_times(ChangePoint(settle_s=0.0, recheck=gap - 0.01), windows)) == 3
+
+
+def test_changepoint_wants_only_the_windows_it_decides_on():
+    a, b, c = unit_bases(3, seed=2)
+    windows = scene_stream([(0.0, a), (10.0, b), (20.0, c)], duration=30.0, jitter=0.05)
+    policy, wants = ChangePoint(), []
+    for i, (start, end, e) in enumerate(windows):
+        wanted = policy.wants_embedding(start, end)
+        request = policy.observe(i, start, end, e)
+        wants.append((wanted, request is not None))
+    assert wants[0] == (None, True)  # the first window: no opinion, described
+    assert all(wanted is True for wanted, fired in wants[1:] if fired)  # every decision was wanted
+    assert not any(fired for wanted, fired in wants if wanted is False)  # a reusable window never decides
+    assert sum(w is False for w, _ in wants) >= 4 and sum(w is None for w, _ in wants) > len(wants) / 2
+    assert all(make_policy(name).wants_embedding(0.0, W_S) is None for name in ("uniform", "online"))
+
+
 def test_make_policy_builds_changepoint():
     assert isinstance(make_policy("changepoint", threshold=0.2, settle_s=0.5), ChangePoint)
     with pytest.raises(PolicyError, match="settle_s"):
         make_policy("changepoint", settle_s=-1.0)
     with pytest.raises(PolicyError, match="no parameter confirm"):
         make_policy("changepoint", confirm=2)
+    with pytest.raises(PolicyError, match="lead is a fraction of threshold"):
+        make_policy("changepoint", lead=1.5)
+    with pytest.raises(PolicyError, match="recheck is a cosine distance"):
+        make_policy("changepoint", recheck=0.0)
 
 
 # --- selective encoding ---------------------------------------------------------------------------
 
-def gate_pattern(gate: SkipGate, frames, embeddings) -> str:
-    """'E' for an encoded window, 'R' for a reused one."""
+def gate_pattern(gate: SkipGate, frames, embeddings, wanted=None) -> str:
+    """'E' for an encoded window, 'R' for a reused one; wanted: the policy's answer per window."""
     out = ""
-    for f, e in zip(frames, embeddings, strict=True):
-        if gate.reuse(f):
+    for f, e, w in zip(frames, embeddings, wanted or [None] * len(frames), strict=True):
+        if gate.reuse(f, w):
             out += "R"
         else:
             gate.encoded(e)
@@ -333,6 +380,10 @@ def test_skip_gate_lengthens_the_stride_while_the_scene_holds():
     bright = [np.full((16, 16, 3), 130, np.uint8)] * 4  # mean change 30 / 255 = 0.12
     assert gate_pattern(SkipGate(max_skip=2), [still] * 2 + [bright] * 5, [a] * 7) == "EEERRER"
     assert gate_pattern(SkipGate(max_skip=2, pixel=0.2), [still] * 2 + [bright] * 5, [a] * 7) == "EERERRE"
+    # the policy has the last word: a window it decides on is encoded, one it will not use is reused
+    wanted = [None, False, None, None, True, None, False, False, None, None, None, None]
+    assert gate_pattern(SkipGate(max_skip=2), [still] * 12, [a] * 12, wanted) == "ERERERRRERRE"
+    assert gate_pattern(SkipGate(max_skip=0), [still] * 12, [a] * 12, wanted) == "E" * 12  # off: off
     with pytest.raises(ValueError, match="max_skip"):
         SkipGate(max_skip=-1)
     with pytest.raises(ValueError, match="stable"):
@@ -362,6 +413,12 @@ def test_loop_skips_the_encoder_while_the_scene_holds():
     first = {w: next(e.time for e in events if e.text == w) for events in (full,) for w in WORDS}
     assert all(0 <= next(e.time for e in skipped if e.text == w) - first[w] <= 1.0 for w in WORDS)
     assert "reused (x_encoder on" in summary.format()
+    # with changepoint, the windows it decides on are encoded, and the ones it waits through reused
+    events = []
+    stream(coloured_frames(30.0, 12.0), FakeModel(30.0), ChangePoint(), on_event=events.append,
+           skip=SkipGate(max_skip=2, pixel=1.0))
+    decisions = [e for e in events if e.decode]
+    assert len(decisions) >= 3 and not any(e.reused for e in decisions) and any(e.reused for e in events)
 
 
 # --- greedy decoding ----------------------------------------------------------------------------
