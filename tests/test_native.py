@@ -76,9 +76,17 @@ POLICIES = {
     "online": ["--policy", "online"],
     "offline_rate": ["--policy", "offline_segments"],
     "offline_segments": ["--policy", "offline_segments", "--segments", "3"],
-    "changepoint": ["--policy", "changepoint", "--settle", "0.5"],
+    # every window (stride 1, 0.25 s), so that settle_s / 2 after a lead differs: on the test video the change
+    # near 9 s follows a window 0.008 from r (> lead 0.05 x 0.1) and is decoded a window sooner; the recheck
+    # windows are 0.28 (decoded again) and 0.17 (not: over threshold, under recheck) from the decoded one
+    "changepoint": ["--policy", "changepoint", "--stride", "1", "--settle", "0.5", "--lead", "0.05",
+                    "--recheck", "0.25"],
     # selective encoding: stable 1.9 lets every encoded window hold, so the pixel test and max_skip decide
+    # (and changepoint's wants_embedding where it has an answer)
     "changepoint_skip": ["--policy", "changepoint", "--max-skip", "2", "--skip-stable", "1.9"],
+    # the policy's hints at the defaults: settling windows reused though the gate's own tests would encode them
+    "changepoint_hints": ["--policy", "changepoint", "--max-skip", "1", "--skip-stable", "0.05",
+                          "--skip-pixel", "0.01"],
     "uniform_skip": ["--policy", "uniform", "--max-skip", "3", "--skip-pixel", "0.05"],
 }
 

@@ -3,8 +3,8 @@
 //
 //   vljepa-stream --artifacts DIR (--video FILE | --camera N) [--query Q] [--labels FILE] [--policy P]
 //                 [--every S] [--rate HZ] [--segments N] [--threshold D] [--confirm N] [--min-interval S]
-//                 [--max-interval S] [--settle S] [--max-skip N] [--skip-stable D] [--skip-pixel P] [--stride N]
-//                 [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]
+//                 [--max-interval S] [--settle S] [--lead F] [--recheck D] [--max-skip N] [--skip-stable D]
+//                 [--skip-pixel P] [--stride N] [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]
 //
 // Exit status as the Python CLI: 0 success, 1 the source broke mid-stream (events before it are kept),
 // 2 bad input (one line on stderr: "error: ..."), 3 the stream ended before its first window.
@@ -46,8 +46,8 @@ const char* kUsage =
     "usage: vljepa-stream --artifacts DIR (--video FILE | --camera N) [--query Q] [--labels FILE]\n"
     "                     [--policy {uniform,offline_segments,online,changepoint}] [--every S] [--rate HZ]\n"
     "                     [--segments N] [--threshold D] [--confirm N] [--min-interval S] [--max-interval S]\n"
-    "                     [--settle S] [--max-skip N] [--skip-stable D] [--skip-pixel P] [--stride N]\n"
-    "                     [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]\n";
+    "                     [--settle S] [--lead F] [--recheck D] [--max-skip N] [--skip-stable D]\n"
+    "                     [--skip-pixel P] [--stride N] [--top-k K] [--events OUT.jsonl] [--threads N] [--quiet]\n";
 
 const char* kHelp =
     "Run the VL-JEPA streaming loop natively (ExecuTorch) on an exported artifact: every window of frames\n"
@@ -70,6 +70,11 @@ const char* kHelp =
     "  --min-interval S    online, changepoint: minimum seconds between decodes (default: 1.0, changepoint 0.0)\n"
     "  --max-interval S    online, changepoint: force a decode after this many seconds (default: none)\n"
     "  --settle S          changepoint: seconds from the first drifting window to the decoded one (default: 1.0)\n"
+    "  --lead F            changepoint: when the window before the first drifting one was already this fraction\n"
+    "                      of --threshold away, the change began earlier and half of --settle suffices (1: never;\n"
+    "                      default: 0.5)\n"
+    "  --recheck D         changepoint: the first window past the change is decoded again when it differs from\n"
+    "                      the decoded one by more than this cosine distance (default: 0.2)\n"
     "  --max-skip N        selective encoding: windows in a row that may reuse the last embedding while the\n"
     "                      scene holds (default: the artifact's, else 0: every window encoded)\n"
     "  --skip-stable D     selective encoding: cosine distance between encoded embeddings under which the\n"
@@ -113,7 +118,7 @@ Args parse(int argc, char** argv) {
   Args a;
   static const std::vector<std::string> with_value = {"--artifacts", "--video", "--camera", "--query", "--labels", "--policy",
                                                       "--every", "--rate", "--segments", "--threshold", "--confirm",
-                                                      "--min-interval", "--max-interval", "--settle", "--max-skip",
+                                                      "--min-interval", "--max-interval", "--settle", "--lead", "--recheck", "--max-skip",
                                                       "--skip-stable", "--skip-pixel", "--stride", "--top-k", "--events",
                                                       "--embeddings", "--summary", "--threads"};
   for (int i = 1; i < argc; ++i) {
@@ -174,7 +179,11 @@ json policy_params(const Args& a, const std::string& policy) {
     num("--max-interval", "max_interval_s", false);
   }
   if (policy == "online") num("--confirm", "confirm", true);
-  if (policy == "changepoint") num("--settle", "settle_s", false);
+  if (policy == "changepoint") {
+    num("--settle", "settle_s", false);
+    num("--lead", "lead", false);
+    num("--recheck", "recheck", false);
+  }
   if (policy == "offline_segments") {  // exactly one of them; --segments overrides --rate (default 0.35)
     if (a.given.count("--segments")) num("--segments", "n_segments", true);
     else p["rate_hz"] = a.given.count("--rate") ? std::stod(a.given.at("--rate")) : 0.35;

@@ -170,7 +170,7 @@ EVJ_API evj_status evj_set_top_k(evj_session* session, int32_t top_k);
 /* The decode policy: "uniform", "online", "changepoint" or "offline_segments"; NULL = the manifest's default
  * policy. params_json: a JSON object of the policy's parameters (names as in edge_vljepa/streaming/policies.py:
  * every_s; threshold, confirm, min_interval_s, max_interval_s; threshold, settle_s, min_interval_s,
- * max_interval_s; n_segments, rate_hz), NULL or "{}" =
+ * max_interval_s, lead, recheck; n_segments, rate_hz), NULL or "{}" =
  * defaults (the manifest's for its own policy, else policies.py's). Unknown names, bad values:
  * EVJ_ERR_INVALID_ARGUMENT. */
 EVJ_API evj_status evj_set_policy(evj_session* session, const char* policy_name, const char* params_json);

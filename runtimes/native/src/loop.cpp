@@ -155,7 +155,7 @@ void Loop::push(const evj_frame& frame) {
 
     // -- skip: while the scene holds, the last embedding (and its labels) stands for this window
     t0 = now_ms();
-    e.reused = skip_.reuse(window->frames.back());
+    e.reused = skip_.reuse(window->frames.back(), in_.policy->wants_embedding(window->start, window->end));
     add_ms(e.ms, "preprocess", now_ms() - t0);
     if (!e.reused) {
       // -- preprocess (2/2): stack + normalise

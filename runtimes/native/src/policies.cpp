@@ -157,17 +157,31 @@ class Online : public Policy {
   double last_t_ = -std::numeric_limits<double>::infinity();
 };
 
-// Python: ChangePoint (policies.py), step by step.
+// Python: ChangePoint (policies.py), step by step. When the window before the first drifting one was
+// already more than lead x threshold from r (previous_), the change began a window earlier: the wait is
+// settle_s / 2 (settle_, fixed at the first drifting window). The recheck window is decoded again when it
+// differs from the decoded embedding by more than `recheck`.
 class ChangePoint : public Policy {
  public:
-  ChangePoint(double threshold, double settle_s, double min_interval_s, std::optional<double> max_interval_s)
-      : threshold_(threshold), settle_s_(settle_s), min_interval_s_(min_interval_s), max_interval_s_(max_interval_s) {
+  ChangePoint(double threshold, double settle_s, double min_interval_s, std::optional<double> max_interval_s, double lead,
+              double recheck)
+      : threshold_(threshold), settle_s_(settle_s), min_interval_s_(min_interval_s), lead_(lead), recheck_(recheck),
+        settle_(settle_s), max_interval_s_(max_interval_s) {
     require(0 < threshold && threshold < 2, "changepoint: threshold is a cosine distance in (0, 2), got " + num(threshold));
-    require(settle_s >= 0, "changepoint: settle_s must be >= 0, got " + num(settle_s));
     require(min_interval_s >= 0, "changepoint: min_interval_s must be >= 0, got " + num(min_interval_s));
     require(!max_interval_s || *max_interval_s > min_interval_s,
             "changepoint: max_interval_s (" + (max_interval_s ? num(*max_interval_s) : std::string("None")) +
                 ") must be None or > min_interval_s (" + num(min_interval_s) + ")");
+    require(settle_s >= 0, "changepoint: settle_s must be >= 0, got " + num(settle_s));
+    require(0 <= lead && lead <= 1, "changepoint: lead is a fraction of threshold in [0, 1], got " + num(lead));
+    require(0 < recheck && recheck < 2, "changepoint: recheck is a cosine distance in (0, 2), got " + num(recheck));
+  }
+  // Python: ChangePoint.wants_embedding: settling, only the window where settle is reached decides; following
+  // the transition, only the recheck window; elsewhere no preference.
+  std::optional<bool> wants_embedding(double start, double end) const override {
+    if (first_) return (start + end) / 2 - first_->t >= settle_ - kEpsS;
+    if (anchor_until_) return start >= *anchor_until_ - kEpsS;
+    return std::nullopt;
   }
   std::optional<DecodeRequest> observe(int64_t index, double start, double end, const std::vector<float>& embedding) override {
     std::vector<float> e = l2_normalize(embedding);
@@ -179,16 +193,21 @@ class ChangePoint : public Policy {
       segment_sum_ = e;
       if (start < *anchor_until_ - kEpsS) return std::nullopt;
       anchor_until_.reset();  // all past the change: was the decoded text of it?
-      if (1.0 - double(dot(e, decoded_)) > threshold_) return decode(t, {index, index}, e, std::nullopt);
+      if (1.0 - double(dot(e, decoded_)) > recheck_) return decode(t, {index, index}, e, std::nullopt);
       return std::nullopt;
     }
-    if (1.0 - double(dot(e, l2_normalize(*segment_sum_))) <= threshold_) {
+    double distance = 1.0 - double(dot(e, l2_normalize(*segment_sum_)));
+    if (distance <= threshold_) {
       first_.reset();
+      previous_ = distance;
       for (size_t i = 0; i < e.size(); ++i) (*segment_sum_)[i] += e[i];
       return std::nullopt;
     }
-    if (!first_) first_ = First{index, t, end};
-    if (t - first_->t < settle_s_ - kEpsS || since < min_interval_s_ - kEpsS) return std::nullopt;
+    if (!first_) {
+      first_ = First{index, t, end};
+      settle_ = previous_ > lead_ * threshold_ ? settle_s_ / 2 : settle_s_;
+    }
+    if (t - first_->t < settle_ - kEpsS || since < min_interval_s_ - kEpsS) return std::nullopt;
     return decode(t, {first_->index, index}, e, first_->end);
   }
   std::vector<DecodeRequest> finish() override { return {}; }
@@ -201,12 +220,15 @@ class ChangePoint : public Policy {
   DecodeRequest decode(double t, std::pair<int64_t, int64_t> span, const std::vector<float>& e, std::optional<double> anchor_until) {
     segment_sum_ = e;
     decoded_ = e;
+    previous_ = 0.0;
     anchor_until_ = anchor_until;
     last_t_ = t;
     first_.reset();
     return DecodeRequest{t, span.second, span, e};
   }
-  double threshold_, settle_s_, min_interval_s_;
+  double threshold_, settle_s_, min_interval_s_, lead_, recheck_;
+  double settle_;  // the wait of the current change: settle_s, or settle_s / 2 after a lead
+  double previous_ = 0.0;  // distance to r of the last window that did not drift
   std::optional<double> max_interval_s_;
   std::optional<std::vector<float>> segment_sum_;
   std::vector<float> decoded_;
@@ -218,7 +240,7 @@ class ChangePoint : public Policy {
 const std::vector<std::string>& param_names(const std::string& name) {
   static const std::vector<std::string> uniform{"every_s"}, offline{"n_segments", "rate_hz"},
       online{"threshold", "confirm", "min_interval_s", "max_interval_s"},
-      changepoint{"threshold", "settle_s", "min_interval_s", "max_interval_s"};
+      changepoint{"threshold", "settle_s", "min_interval_s", "max_interval_s", "lead", "recheck"};
   if (name == "uniform") return uniform;
   if (name == "offline_segments") return offline;
   if (name == "changepoint") return changepoint;
@@ -246,7 +268,8 @@ json policy_defaults(const std::string& name) {
   if (name == "uniform") return {{"every_s", 1.0}};
   if (name == "offline_segments") return {{"n_segments", nullptr}, {"rate_hz", nullptr}};
   if (name == "online") return {{"threshold", 0.1}, {"confirm", 2}, {"min_interval_s", 1.0}, {"max_interval_s", nullptr}};
-  if (name == "changepoint") return {{"threshold", 0.1}, {"settle_s", 1.0}, {"min_interval_s", 0.0}, {"max_interval_s", nullptr}};
+  if (name == "changepoint") return {{"threshold", 0.1}, {"settle_s", 1.0}, {"min_interval_s", 0.0}, {"max_interval_s", nullptr},
+                                        {"lead", 0.5}, {"recheck", 0.2}};
   throw Error(EVJ_ERR_INVALID_ARGUMENT,
               "unknown decode policy '" + name + "'; choose one of: uniform, offline_segments, online, changepoint");
 }
@@ -270,9 +293,11 @@ std::unique_ptr<Policy> make_policy(const std::string& name, const json& params)
   if (name == "offline_segments") return std::make_unique<OfflineSegments>(opt_int(p, "n_segments", std::nullopt, name), opt_num(p, "rate_hz", std::nullopt));
   if (name == "changepoint") {
     auto threshold = opt_num(p, "threshold", 0.1), settle = opt_num(p, "settle_s", 1.0), min_interval = opt_num(p, "min_interval_s", 0.0);
-    require(threshold.has_value() && settle.has_value() && min_interval.has_value(),
-            "changepoint: threshold, settle_s and min_interval_s must not be None");
-    return std::make_unique<ChangePoint>(*threshold, *settle, *min_interval, opt_num(p, "max_interval_s", std::nullopt));
+    auto lead = opt_num(p, "lead", 0.5), recheck = opt_num(p, "recheck", 0.2);
+    require(threshold.has_value() && settle.has_value() && min_interval.has_value() && lead.has_value() && recheck.has_value(),
+            "changepoint: threshold, settle_s, min_interval_s, lead and recheck must not be None");
+    return std::make_unique<ChangePoint>(*threshold, *settle, *min_interval, opt_num(p, "max_interval_s", std::nullopt), *lead,
+                                         *recheck);
   }
   auto threshold = opt_num(p, "threshold", 0.1), min_interval = opt_num(p, "min_interval_s", 1.0);
   auto confirm = opt_int(p, "confirm", 2, "online");

@@ -27,6 +27,10 @@ class Policy {
   virtual ~Policy() = default;
   virtual std::optional<DecodeRequest> observe(int64_t index, double start, double end, const std::vector<float>& embedding) = 0;
   virtual std::vector<DecodeRequest> finish() = 0;
+  // Python: Policy.wants_embedding (policies.py), before the window [start, end] is encoded, for selective
+  // encoding (skip.h): true if the policy decides on its embedding (encode it), false if the last one serves
+  // as well (reuse), nullopt: no preference (the gate's own tests decide). Only changepoint has one.
+  virtual std::optional<bool> wants_embedding(double /*start*/, double /*end*/) const { return std::nullopt; }
 };
 
 // The policy `name` with `params` (a JSON object; missing keys take policies.py's defaults). Unknown

@@ -59,10 +59,16 @@ double thumbnail_change(const std::vector<int64_t>& a, const std::vector<int64_t
   return double(sum) / double(int64_t(a.size()) * block * 255);
 }
 
-bool SkipGate::reuse(const cv::Mat& newest) {
+// Python: SkipGate.reuse (skip.py).
+bool SkipGate::reuse(const cv::Mat& newest, std::optional<bool> wanted) {
   if (p_.max_skip == 0) return false;
   std::vector<int64_t> thumb = thumbnail(newest);
-  if (!last_.empty() && run_ < allowed_ && thumbnail_change(thumb, thumb_, newest.rows) <= p_.pixel) {
+  if (!last_.empty() && wanted == false) {  // the policy will not use this window's embedding
+    ++run_;
+    ++reused_;
+    return true;
+  }
+  if (!last_.empty() && !wanted.has_value() && run_ < allowed_ && thumbnail_change(thumb, thumb_, newest.rows) <= p_.pixel) {
     ++run_;
     ++reused_;
     return true;

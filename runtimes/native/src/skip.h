@@ -3,10 +3,13 @@
 // `stable` (cosine distance) of the previous encoded one lets one more window in a row be reused, up to
 // `max_skip`; a window whose newest frame differs from the last encoded window's newest frame by more than
 // `pixel` (mean absolute change of an 8 x 8 block-sum thumbnail, integer arithmetic) is encoded anyway.
-// max_skip 0 (the default) encodes every window.
+// max_skip 0 (the default) encodes every window. The decode policy has the last word where it has one
+// (Policy::wants_embedding, policies.h): a window it decides on is encoded whatever the tests say, one whose
+// embedding it will not use is reused.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +34,9 @@ double thumbnail_change(const std::vector<int64_t>& a, const std::vector<int64_t
 class SkipGate {
  public:
   explicit SkipGate(SkipParams p = SkipParams{}) : p_(p) {}
-  bool reuse(const cv::Mat& newest);  // the window's newest frame; true: use the last embedding
+  // The window's newest frame; wanted: the policy's wants_embedding (true: encode, false: reuse, nullopt: the
+  // tests decide). true: use the last embedding.
+  bool reuse(const cv::Mat& newest, std::optional<bool> wanted = std::nullopt);
   void encoded(const std::vector<float>& embedding);  // the embedding of the window just encoded
   int64_t reused() const { return reused_; }
 

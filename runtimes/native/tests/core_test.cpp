@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <tuple>
 
 #include <opencv2/imgproc.hpp>
 
@@ -116,6 +118,20 @@ TEST(Policies, BadNamesAndParametersAreRefusedWithPythonsMessages) {
   EXPECT_THROW(make_policy("offline_segments", {{"n_segments", 2}, {"rate_hz", 1.0}}), Error);
   EXPECT_THROW(make_policy("changepoint", {{"settle_s", -1.0}}), Error);
   EXPECT_THROW(make_policy("changepoint", {{"confirm", 2}}), Error);
+  try {
+    make_policy("changepoint", {{"lead", 1.5}});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "changepoint: lead is a fraction of threshold in [0, 1], got 1.5");
+  }
+  try {
+    make_policy("changepoint", {{"recheck", 0.0}});
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "changepoint: recheck is a cosine distance in (0, 2), got 0.0");
+  }
+  EXPECT_EQ(policy_defaults("changepoint")["lead"], 0.5);
+  EXPECT_EQ(policy_defaults("changepoint")["recheck"], 0.2);
 }
 
 TEST(Policies, ChangePointDecodesTheSettledWindowOncePerChange) {
@@ -124,6 +140,47 @@ TEST(Policies, ChangePointDecodesTheSettledWindowOncePerChange) {
   for (int64_t i = 0; i < 20; ++i)
     if (auto r = p->observe(i, i * 0.5, i * 0.5 + 1.0, unit(i < 10 ? 0 : 1))) decoded.push_back(r->window);
   EXPECT_EQ(decoded, (std::vector<int64_t>{0, 12}));  // the first window; the change at 10, settle_s = 1 s later
+}
+
+// The decoded windows and, per window before it is observed, wants_embedding ('-' none, 'R' reuse, 'E' encode).
+static std::pair<std::vector<int64_t>, std::string> changepoint_run(const nlohmann::json& params,
+                                                                    const std::vector<std::vector<float>>& es) {
+  auto p = make_policy("changepoint", params);
+  std::vector<int64_t> decoded;
+  std::string wants;
+  for (int64_t i = 0; i < int64_t(es.size()); ++i) {
+    std::optional<bool> w = p->wants_embedding(i * 0.5, i * 0.5 + 1.0);
+    wants += !w ? '-' : (*w ? 'E' : 'R');
+    if (auto r = p->observe(i, i * 0.5, i * 0.5 + 1.0, es[size_t(i)])) decoded.push_back(r->window);
+  }
+  return {decoded, wants};
+}
+
+TEST(Policies, ChangePointHalvesSettleAfterALead) {
+  // window 10 is 0.07 from the old scene (under threshold 0.1, over lead 0.5 x 0.1): the change began there
+  std::vector<std::vector<float>> es;
+  for (int i = 0; i < 16; ++i) es.push_back(unit(i < 10 ? 0 : 1));
+  es[10] = {0.93f, 0.f, float(std::sqrt(1.0 - 0.93 * 0.93)), 0.f};
+  auto [decoded, wants] = changepoint_run(nlohmann::json::object(), es);
+  EXPECT_EQ(decoded, (std::vector<int64_t>{0, 12}));  // first drifting window 11, settle_s / 2 = 0.5 s later
+  EXPECT_EQ(wants, "------------EE--");  // the decision window, then the recheck window (start 6.5 = 11's end)
+  std::tie(decoded, wants) = changepoint_run({{"lead", 1.0}}, es);  // lead 1: never
+  EXPECT_EQ(decoded, (std::vector<int64_t>{0, 13}));
+  EXPECT_EQ(wants, "------------REE-");  // settling: 12 may reuse
+  std::tie(decoded, wants) = changepoint_run({{"lead", 0.8}}, es);  // 0.07 <= 0.8 x 0.1
+  EXPECT_EQ(decoded, (std::vector<int64_t>{0, 13}));
+}
+
+TEST(Policies, ChangePointRechecksAgainstRecheckNotThreshold) {
+  // settle 0: decided at the first drifting window, a mix 0.15 from the new scene (over threshold 0.1)
+  std::vector<std::vector<float>> es;
+  for (int i = 0; i < 16; ++i) es.push_back(unit(i < 10 ? 0 : 1));
+  es[10] = {float(std::sqrt(1.0 - 0.85 * 0.85)), 0.85f, 0.f, 0.f};
+  auto [decoded, wants] = changepoint_run({{"settle_s", 0.0}}, es);
+  EXPECT_EQ(decoded, (std::vector<int64_t>{0, 10}));  // 0.15 <= recheck 0.2: no second decode
+  EXPECT_EQ(wants, "-----------RE---");  // 11 follows the transition; 12 (start 6.0 = 10's end) is the recheck
+  std::tie(decoded, wants) = changepoint_run({{"settle_s", 0.0}, {"recheck", 0.12}}, es);
+  EXPECT_EQ(decoded, (std::vector<int64_t>{0, 10, 12}));
 }
 
 TEST(Skip, GateLengthensTheStrideWhileTheSceneHoldsAndEncodesOnAPixelChange) {
@@ -144,6 +201,22 @@ TEST(Skip, GateLengthensTheStrideWhileTheSceneHoldsAndEncodesOnAPixelChange) {
   EXPECT_EQ(pattern(SkipGate(two), std::vector<cv::Mat>(10, still), {0, 0, 0, 0, 1, 1, 1, 1, 1, 1}), "EERERREERE");
   EXPECT_EQ(pattern(SkipGate(two), {still, still, bright, bright, bright, bright, bright}, std::vector<int>(7, 0)), "EEERRER");
   EXPECT_DOUBLE_EQ(thumbnail_change(thumbnail(still), thumbnail(bright), 16), 30.0 / 255);
+  // the policy's answer (wants_embedding) overrides the tests: true encodes, false reuses (not before the
+  // first encoded window, nor with max_skip 0)
+  auto hinted = [](SkipGate g, const std::vector<cv::Mat>& frames, const std::string& wanted) {
+    std::string out;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      std::optional<bool> w = wanted[i] == '-' ? std::nullopt : std::optional<bool>(wanted[i] == 'E');
+      if (g.reuse(frames[i], w)) { out += "R"; continue; }
+      g.encoded(unit(0));
+      out += "E";
+    }
+    return out;
+  };
+  EXPECT_EQ(hinted(SkipGate(two), std::vector<cv::Mat>(8, still), "EEEEEEEE"), "EEEEEEEE");
+  EXPECT_EQ(hinted(SkipGate(two), std::vector<cv::Mat>(8, still), "RRRRR---"), "ERRRRERE");
+  EXPECT_EQ(hinted(SkipGate(two), {still, still, bright, bright, bright}, "--RR-"), "EERRE");
+  EXPECT_EQ(hinted(SkipGate(), std::vector<cv::Mat>(4, still), "RRRR"), "EEEE");
   EXPECT_THROW(skip_params({{"max_skip", -1}}), Error);
   EXPECT_THROW(skip_params({{"stable", 0}}), Error);
   EXPECT_THROW(skip_params({{"every", 1}}), Error);
