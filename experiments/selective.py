@@ -71,7 +71,8 @@ from experiments.reports import RUNS, command_line
 POLICY_NAMES = ("uniform", "offline_segments", "online", "changepoint")
 COLOURS = {"uniform": "#1f77b4", "offline_segments": "#ff7f0e", "online": "#2ca02c", "changepoint": "#d62728"}
 ONLINE_SWEEP = "0.1:1 0.1:0.5:2 0.05:1"  # threshold:min_interval_s[:max_interval_s]
-CHANGEPOINT_SWEEP = "0.1:1:1:0.1 0.1:0.5 0.15:1 0.1:1:0.5:0.3 0.1:1:0.3:0.2"  # threshold:settle_s[:lead:recheck]
+# threshold:settle_s[:lead:recheck]
+CHANGEPOINT_SWEEP = "0.1:1:1:0.1 0.1:0.5 0.15:1 0.1:1:0.5:0.3 0.1:1:0.3:0.2"
 SKIP_SWEEP = "1:0.05:0.01 1:0.05:0.02 2:0.05:0.01 3:0.1:0.02"  # max_skip:stable:pixel
 F1_TOLERANCE_S = 1.0  # decode-event F1: a decode matches one at full-rate encoding this close in time
 
@@ -434,7 +435,8 @@ def colon_spec(names: tuple[str, ...], required: int, integer: tuple[str, ...] =
 
 
 online_spec = colon_spec(("threshold", "min_interval_s", "max_interval_s"), 2)
-changepoint_spec = colon_spec(("threshold", "settle_s", "lead", "recheck", "min_interval_s", "max_interval_s"), 2)
+changepoint_spec = colon_spec(
+    ("threshold", "settle_s", "lead", "recheck", "min_interval_s", "max_interval_s"), 2)
 skip_spec = colon_spec(("max_skip", "stable", "pixel"), 3, integer=("max_skip",))
 
 

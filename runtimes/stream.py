@@ -120,10 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="online, changepoint: force a decode after this many seconds (default: none)")
     p.add_argument("--settle", type=float, help="changepoint: seconds from the first drifting window to the "
                                                 f"decoded one (default: {changepoint['settle_s']})")
-    p.add_argument("--lead", type=float, help="changepoint: when the window before the first drifting one was "
-                                              "already this fraction of --threshold away, the change began "
-                                              "earlier and half of --settle suffices (1: never; default: "
-                                              f"{changepoint['lead']})")
+    p.add_argument("--lead", type=float, help="changepoint: when the window before the first drifting one "
+                                              "was already this fraction of --threshold away, the change "
+                                              "began earlier and half of --settle suffices (1: never; "
+                                              f"default: {changepoint['lead']})")
     p.add_argument("--recheck", type=float, help="changepoint: the first window past the change is decoded "
                                                  "again when it differs from the decoded one by more than "
                                                  f"this cosine distance (default: {changepoint['recheck']})")

@@ -244,6 +244,7 @@ def test_one_command_export_and_stream(layouts, tmp_path, capsys):
     out = tmp_path / "art"
     rc = to_executorch.main(["--checkpoint", str(root / "best.pt"),
                              "--checkpoint", f"x_encoder={root / 'vjepa2'}", "--random-weights", "y_decoder",
+                             "--preset", "paper", "--no-parity",
                              "--preset", "tiny", "--calibration-windows", "1",
                              "--parity-windows", "2", "--out", str(out)])
     text = capsys.readouterr().out
@@ -275,9 +276,9 @@ def test_a_missing_tokenizer_fails_before_the_weights_are_read(layouts, tmp_path
         raise AssertionError("the weights were read before the tokenizers were checked")
     monkeypatch.setattr(assemble_module, "assemble", never)
     root, _ = layouts
-    rc = to_executorch.main(["--checkpoint", str(root / "best.pt"), "--checkpoint", f"x_encoder={root / 'vjepa2'}",
-                             "--random-weights", "y_decoder", "--preset", "paper", "--no-parity",
-                             "--out", str(tmp_path / "art")])
+    rc = to_executorch.main(["--checkpoint", str(root / "best.pt"),
+                             "--checkpoint", f"x_encoder={root / 'vjepa2'}", "--random-weights", "y_decoder",
+                             "--preset", "paper", "--no-parity", "--out", str(tmp_path / "art")])
     err = capsys.readouterr().err
     assert rc == 2
     assert "tokenizer 'llama3' is not available on this machine" in err and "--tokenizer llama3=PATH" in err

@@ -84,7 +84,8 @@ POLICIES = {
     # selective encoding: stable 1.9 lets every encoded window hold, so the pixel test and max_skip decide
     # (and changepoint's wants_embedding where it has an answer)
     "changepoint_skip": ["--policy", "changepoint", "--max-skip", "2", "--skip-stable", "1.9"],
-    # the policy's hints at the defaults: settling windows reused though the gate's own tests would encode them
+    # the policy's hints at the defaults: settling windows reused though the gate's own tests would
+    # encode them
     "changepoint_hints": ["--policy", "changepoint", "--max-skip", "1", "--skip-stable", "0.05",
                           "--skip-pixel", "0.01"],
     "uniform_skip": ["--policy", "uniform", "--max-skip", "3", "--skip-pixel", "0.05"],

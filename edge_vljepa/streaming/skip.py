@@ -16,8 +16,9 @@ labels, and the policy sees that embedding again). Two tests, both cheap:
 So a change is seen at most `max_skip` windows late (max_skip x stride / fps seconds). max_skip = 0
 (the default) encodes every window. The decode policy has the last word where it has one
 (`wants_embedding`, policies.py): a window it decides on is encoded whatever the tests say, and one
-whose embedding it will not use (changepoint while it waits for a change to settle) is reused. The thumbnail is integer block sums of the preprocessed uint8
-frame, so the native core (runtimes/native/src/skip.cpp) takes the same decisions bit for bit.
+whose embedding it will not use (changepoint while it waits for a change to settle) is reused. The
+thumbnail is integer block sums of the preprocessed uint8 frame, so the native core
+(runtimes/native/src/skip.cpp) takes the same decisions bit for bit.
 
 numpy only (no torch): this is what a device runs.
 """
