@@ -244,7 +244,6 @@ def test_one_command_export_and_stream(layouts, tmp_path, capsys):
     out = tmp_path / "art"
     rc = to_executorch.main(["--checkpoint", str(root / "best.pt"),
                              "--checkpoint", f"x_encoder={root / 'vjepa2'}", "--random-weights", "y_decoder",
-                             "--preset", "paper", "--no-parity",
                              "--preset", "tiny", "--calibration-windows", "1",
                              "--parity-windows", "2", "--out", str(out)])
     text = capsys.readouterr().out
