@@ -161,7 +161,7 @@ def test_cli_smoke_writes_the_table_and_plots(tmp_path, capsys):
     report = (out / "results.md").read_text()
     assert "python -m experiments.selective --preset tiny" in report and "| offline_segments |" in report
     assert "## Selective encoding" in report
-    assert "| changepoint threshold=0.1, settle_s=1 | 2/1.9/1 |" in report
+    assert "| changepoint threshold=0.1, settle_s=1, lead=0.5, recheck=0.2 | 2/1.9/1 |" in report
     for png in ("curves.png", "encoder.png", "timeline.png"):
         img = cv2.imread(str(out / png))
         assert img is not None and img.shape[0] > 300 and img.std() > 0
