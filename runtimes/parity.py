@@ -58,7 +58,7 @@ from edge_vljepa.parity import (
 )
 from edge_vljepa.preprocess import component_tokenizer
 from edge_vljepa.recording import clip_windows, parity_inputs
-from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, LabelBank, PolicyError
+from edge_vljepa.streaming import DEFAULT_POLICY, DEFAULT_STRIDE, POLICIES, LabelBank, PolicyError
 from edge_vljepa.weights import CheckpointError
 from runtimes.artifact import Artifact, ArtifactError
 from runtimes.backends import open_backend
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare the native core (runtimes/native, built with `python -m runtimes.native "
                         "build`) with the Python loop on this ExecuTorch artifact instead: the same events "
                         "and window embeddings; writes native.json under --out")
-    p.add_argument("--policy", choices=["uniform", "offline_segments", "online"],
+    p.add_argument("--policy", choices=list(POLICIES),
                    help="--native: the decode policy both sides run (default: the artifact's)")
     return p
 
