@@ -52,7 +52,7 @@ from edge_vljepa.data.write import write_video
 from edge_vljepa.models import method_modules
 from edge_vljepa.outputs import OutputError, check_output_dir
 from edge_vljepa.preprocess import component_tokenizer
-from edge_vljepa.streaming import PAPER_RATE_HZ, make_policy, run_stream
+from edge_vljepa.streaming import DEFAULT_POLICY, PAPER_RATE_HZ, make_policy, run_stream
 from experiments import int8_limit, rss_probe
 from experiments.bench_gpu import DTYPES, gpu_latency, gpu_report
 from experiments.bench_native import run_native_bench
@@ -68,7 +68,8 @@ from runtimes.memory import peak_rss_mb, rss_mb
 DEFAULT_OUT = RUNS / "bench"
 
 
-BENCH_POLICIES = {"uniform": {"every_s": 1.0}, "offline_segments": {"rate_hz": PAPER_RATE_HZ}, "online": {}}
+BENCH_POLICIES = {"uniform": {"every_s": 1.0}, "offline_segments": {"rate_hz": PAPER_RATE_HZ}, "online": {},
+                  "changepoint": {}}
 
 
 @dataclass
@@ -197,17 +198,18 @@ def stream_runs(variant: Variant, cfg, frames, truth, stride: int) -> list[Polic
 
 
 def long_run(variant: Variant, cfg, video: Path, stride: int) -> dict:
-    """RSS sampled at every window of a long video read lazily from disk, online policy."""
+    """RSS sampled at every window of a long video read lazily from disk, the default decode policy."""
     samples = []
     summary = run_stream(VideoFile(video), variant.backend, cfg, query=CAPTION_QUERY,
                          query_tokenizer=component_tokenizer(cfg, "predictor"),
                          decoder_tokenizer=component_tokenizer(cfg, "y_decoder"),
-                         policy=make_policy("online"), stride=stride,
+                         policy=make_policy(DEFAULT_POLICY), stride=stride,
                          on_event=lambda e: samples.append((e.end, rss_mb() or peak_rss_mb())))
     t, rss = np.array(samples).T
     settled = t >= t[-1] * 0.1  # the first tenth holds the lazy loads (Y-Decoder on the first decode)
     slope = float(np.polyfit(t[settled] / 60, rss[settled], 1)[0]) if settled.sum() > 2 else float("nan")
-    return {"variant": variant.name, "minutes": t[-1] / 60, "windows": summary.windows,
+    return {"variant": variant.name, "policy": DEFAULT_POLICY, "minutes": t[-1] / 60,
+            "windows": summary.windows,
             "start_mb": float(rss[0]), "end_mb": float(rss[-1]), "max_mb": float(rss.max()),
             "slope_mb_per_min": slope, "realtime_factor": summary.realtime_factor}
 

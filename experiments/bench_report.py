@@ -138,8 +138,9 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
                          f"{r.loop_overhead:.1%} |")
     if long:
         lines += ["", "## Memory over a long run", "",
-                  f"{long['variant']}, online policy, {long['minutes']:.1f} minutes of video read lazily "
-                  f"from disk ({long['windows']} windows, real-time factor {long['realtime_factor']:.1f}x): "
+                  f"{long['variant']}, {long['policy']} policy, {long['minutes']:.1f} minutes of video "
+                  f"read lazily from disk ({long['windows']} windows, real-time factor "
+                  f"{long['realtime_factor']:.1f}x): "
                   f"RSS {long['start_mb']:.0f} MB after the first window, {long['end_mb']:.0f} MB at the "
                   f"end, max {long['max_mb']:.0f} MB; slope after the first tenth "
                   f"{long['slope_mb_per_min']:+.2f} MB per minute of video."]

@@ -1,6 +1,6 @@
 """`python -m runtimes.stream`: the streaming selective-decoding loop on a video file or a camera.
 
-    python -m runtimes.stream --video clip.mp4 [--preset default] [--policy online] [--events out.jsonl]
+    python -m runtimes.stream --video clip.mp4 [--preset default] [--policy changepoint] [--events out.jsonl]
     python -m runtimes.stream --artifacts artifacts/default-int8 --camera 0
 
 Without --artifacts the model is the PyTorch reference (the eager model of a preset). With

@@ -63,14 +63,15 @@ def test_artifacts_report_has_every_section(tiny_fp32_artifact, tiny_onnx_fp32_a
     # timed side by side in the same run: ratios to eager fp32 and to ONNX Runtime fp32 are numbers
     assert float(rows[0].split("|")[6]) > 0 and float(rows[0].split("|")[7]) > 0
     assert "| onnxruntime fp32 | x_encoder |" in report
-    for policy in ("uniform", "offline_segments", "online"):
+    for policy in ("uniform", "offline_segments", "online", "changepoint"):
         assert f"| pytorch eager fp32 | {policy} |" in report
     assert (out / "tiny.png").stat().st_size > 10_000
     data = json.loads((out / "tiny.json").read_text())  # the same figures as data, with command and machine
     assert data["command"].startswith("python -m experiments.bench artifacts") and "cpu" in data["machine"]
     medians = {(r["variant"], r["method"]): r["median"] for r in data["figures"]["latency_ms"]}
     assert medians[("executorch xnnpack fp32", "x_encoder")] > 0
-    assert {r["policy"] for r in data["figures"]["streaming"]} == {"uniform", "offline_segments", "online"}
+    assert {r["policy"] for r in data["figures"]["streaming"]} == {"uniform", "offline_segments", "online",
+                                                                  "changepoint"}
 
 
 def test_artifacts_command_refuses_a_directory_that_is_not_an_artifact(tmp_path, capsys):

@@ -355,9 +355,9 @@ def test_bench_native_measures_both_sides(native, artifact, video, tmp_path, cap
     assert bench.main(["native", "--artifacts", str(artifact), "--video", str(video), "--out", str(tmp_path),
                        "--name", "n"]) == 0
     report = (tmp_path / "n.md").read_text()
-    for policy in ("online", "uniform", "offline_segments"):
+    for policy in ("changepoint", "online", "uniform", "offline_segments"):
         assert f"| {policy} | python |" in report and f"| {policy} | cli |" in report
-    assert "| online (artifact default) | core |" in report
+    assert "| changepoint (artifact default) | core |" in report
     data = json.loads((tmp_path / "n.json").read_text())["figures"]
     for run in data["runs"]:
         assert run["native"]["windows"] == run["python"]["windows"] > 0

@@ -125,7 +125,7 @@ def test_stream_on_the_artifact_matches_the_reference(capsys, tmp_path, artifact
     code, out, err = run(capsys, stream, "--artifacts", artifact, "--video", video, "--events", a)
     assert code == 0, err
     assert "backend executorch" in out and "labels    656 from the artifact's label bank" in out
-    assert "policy    online" in out and "windows/s" in out and "real-time factor" in out
+    assert "policy    changepoint" in out and "windows/s" in out and "real-time factor" in out
     assert "per minute" in out and "p50 ms" in out and "peak RSS" in out
     assert "y_decoder loaded lazily: RSS" in out and "at the first decode" in out
     code, _, err = run(capsys, stream, "--preset", "tiny", "--video", video, "--labels", bank_labels,
@@ -166,7 +166,7 @@ def test_stream_takes_the_artifact_decode_defaults_unless_given(capsys, tmp_path
 
 def test_window_lines_are_throttled_when_not_a_terminal(capsys, artifact, video, labels):
     code, out, _ = run(capsys, stream, "--artifacts", artifact, "--video", video, "--labels", labels,
-                       "--refresh", "1000")
+                       "--refresh", "1000", "--policy", "online")
     lines = out.splitlines()
     shown = [i for i, line in enumerate(lines) if re.match(r"\s+\d+\.\d\ds  ", line)]
     decodes = [i for i in shown if i + 1 < len(lines) and lines[i + 1].lstrip().startswith(">> ")]
@@ -221,7 +221,8 @@ def test_corrupted_program_fails_when_loaded_keeping_the_events_before(capsys, t
     truncate(damaged / "y_decoder.pte")
     rehash(damaged)  # the sha256 matches: only loading the program can tell
     events = tmp_path / "events.jsonl"
-    code, _, err = run(capsys, stream, "--artifacts", damaged, "--video", video, "--events", events)
+    code, _, err = run(capsys, stream, "--artifacts", damaged, "--video", video, "--events", events,
+                       "--policy", "online")
     assert_one_line_error(code, err, "y_decoder.pte as an ExecuTorch program (File size is too small")
     kept = read_events(events)
     assert f"the {len(kept)} events before it are kept in {events}" in err

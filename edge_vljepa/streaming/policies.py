@@ -333,7 +333,7 @@ POLICIES = {"uniform": Uniform, "offline_segments": OfflineSegments, "online": O
             "changepoint": ChangePoint}
 
 
-DEFAULT_POLICY, DEFAULT_STRIDE = "online", 2  # live use; windows every 2 model frames (0.5 s at 4 fps)
+DEFAULT_POLICY, DEFAULT_STRIDE = "changepoint", 2  # live use; windows every 2 model frames (0.5 s at 4 fps)
 PAPER_RATE_HZ = 0.35  # offline_segments: the paper's rate at uniform-1 Hz quality (section 4.6)
 
 

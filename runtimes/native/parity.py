@@ -26,7 +26,7 @@ import numpy as np
 
 from edge_vljepa.config import CAPTION_QUERY
 from edge_vljepa.parity import record_stream
-from edge_vljepa.streaming import Event, LabelBank, policy_defaults, read_events
+from edge_vljepa.streaming import DEFAULT_POLICY, Event, LabelBank, policy_defaults, read_events
 from runtimes.artifact import Artifact
 from runtimes.backends import open_backend
 from runtimes.stream import PARAM_FLAGS
@@ -159,7 +159,7 @@ def compare_native(artifact_dir: Path, video: Path, policy: str | None = None, p
     artifact = Artifact(artifact_dir)
     cli = native_cli(build_dir)
     defaults = artifact.decode_defaults
-    policy = policy or defaults.get("policy", "online")
+    policy = policy or defaults.get("policy", DEFAULT_POLICY)
     if params is None:
         params = defaults.get("params", {}) if policy == defaults.get("policy") else policy_defaults(policy)
     params = {k: v for k, v in params.items() if v is not None}

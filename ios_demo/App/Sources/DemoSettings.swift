@@ -9,6 +9,7 @@ struct DemoSettings: Codable, Equatable {
     enum Policy: String, Codable, CaseIterable, Identifiable {
         case manifest
         case uniform
+        case changepoint
         case online
         case offlineSegments = "offline_segments"
 
@@ -18,6 +19,7 @@ struct DemoSettings: Codable, Equatable {
             switch self {
             case .manifest: return "Artifact default"
             case .uniform: return "Uniform (every N s)"
+            case .changepoint: return "Change point (once a change settled)"
             case .online: return "Online (change detection)"
             case .offlineSegments: return "Offline segments (at stop)"
             }
@@ -41,7 +43,7 @@ struct DemoSettings: Codable, Equatable {
     var labelsText: String = ""
     var topK: Int = 3
     var policy: Policy = .manifest
-    /// online: cosine distance that counts as a change (0 < threshold < 2).
+    /// changepoint, online: cosine distance that counts as a change (0 < threshold < 2).
     var threshold: Double = 0.1
     /// uniform: seconds between decodes.
     var everySeconds: Double = 1.0
@@ -59,7 +61,7 @@ struct DemoSettings: Codable, Equatable {
         switch policy {
         case .manifest: return nil
         case .uniform: parameters = ["every_s": everySeconds]
-        case .online: parameters = ["threshold": threshold]
+        case .changepoint, .online: parameters = ["threshold": threshold]
         case .offlineSegments: return "{}"
         }
         guard let data = try? JSONSerialization.data(withJSONObject: parameters, options: [.sortedKeys]) else {

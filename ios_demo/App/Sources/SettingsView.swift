@@ -61,7 +61,7 @@ struct SettingsView: View {
                         }
                     }
                     switch draft.policy {
-                    case .online:
+                    case .changepoint, .online:
                         VStack(alignment: .leading) {
                             Text("Threshold (cosine distance): \(draft.threshold, format: .number.precision(.fractionLength(3)))")
                             Slider(value: $draft.threshold, in: 0.01...1.0, step: 0.01)

@@ -49,7 +49,7 @@ struct Artifact {
   PreprocessSpec preprocess;
   DecoderSpec decoder;
   int max_query_len = 0, max_text_len = 0;
-  std::string default_policy = "online";
+  std::string default_policy = "changepoint";  // edge_vljepa/streaming/policies.py DEFAULT_POLICY
   int default_stride = 2;
   nlohmann::json default_params = nlohmann::json::object();
   nlohmann::json default_skip = nlohmann::json::object();       // decode_policy_defaults.skip (selective encoding)

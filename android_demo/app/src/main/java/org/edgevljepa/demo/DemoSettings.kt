@@ -12,8 +12,8 @@ import org.json.JSONObject
  * <external files dir>/artifacts/default, i.e. /sdcard/Android/data/org.edgevljepa.demo/files/artifacts/default
  * (README.md gives the adb commands, also for the internal files dir). labelsFile: one label per line, or empty
  * for the artifact's own label bank; a relative path is taken inside the artifact folder. policy: the core's
- * decode policy name, or empty for the artifact's default. policyParameter: the policy's main parameter (online:
- * threshold, uniform: every_s, offline_segments: rate_hz); empty for its default.
+ * decode policy name, or empty for the artifact's default. policyParameter: the policy's main parameter (changepoint,
+ * online: threshold; uniform: every_s; offline_segments: rate_hz); empty for its default.
  */
 data class DemoSettings(
     val artifactDir: String,
@@ -25,7 +25,7 @@ data class DemoSettings(
 ) {
     /** The parameter's name for the chosen policy, as edge_vljepa/streaming/policies.py names it. */
     fun parameterName(): String? = when (policy) {
-        "online" -> "threshold"
+        "changepoint", "online" -> "threshold"
         "uniform" -> "every_s"
         "offline_segments" -> "rate_hz"
         else -> null
@@ -75,7 +75,7 @@ data class DemoSettings(
         private const val KEY_TOP_K = "top_k"
 
         /** The policies the core knows; "" = the artifact's default. */
-        val POLICIES = listOf("", "online", "uniform", "offline_segments")
+        val POLICIES = listOf("", "changepoint", "online", "uniform", "offline_segments")
 
         fun defaultArtifactDir(context: Context): String {
             val base = context.getExternalFilesDir(null) ?: context.filesDir
