@@ -11,17 +11,16 @@ import numpy as np
 import pytest
 
 from edge_vljepa.config import get_preset
-from experiments.selective import (
-    MemoBackend,
+from experiments.selective import MemoBackend, main
+from experiments.selective_report import iso_quality
+from experiments.selective_score import (
     Result,
     Truth,
     bootstrap,
     decision_delays,
     decode_f1,
     embedding_change,
-    iso_quality,
     lowest_equal_rate,
-    main,
     match_nearest,
     rate_at_quality,
     score,
