@@ -59,7 +59,7 @@ from experiments.bench_native import run_native_bench
 from experiments.bench_report import artifacts_report, int8_shares, plot_variants
 from experiments.host import cpu_name, set_threads
 from experiments.reports import RUNS, command_line, write_report
-from experiments.selective import Truth, decision_delays
+from experiments.selective_score import Truth, decision_delays
 from runtimes.artifact import Artifact, ArtifactError
 from runtimes.backends import open_backend
 from runtimes.backends.pytorch import PyTorchBackend

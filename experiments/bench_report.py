@@ -13,6 +13,8 @@ import matplotlib
 import numpy as np
 import torch
 
+from edge_vljepa.parity import TASK_TOLERANCES
+from edge_vljepa.task_gate import TASKS
 from experiments.host import cpu_name
 from experiments.int8_limit import INT8_PRECISIONS, limit_lines
 from experiments.reports import command_line
@@ -21,7 +23,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 MB = 1e6
-
+TASK_SHORT = dict(zip(TASKS, ("class.", "paraphrased", "VQA", "R@1", "CIDEr-D rel."), strict=True))
+QUALITY_NOTE = (
+    "Task drops: the fp32 reference's score minus the artifact's on the export's held-out clips (positive: "
+    "lost; CIDEr-D relative to fp32's score). The task gate passes a drop of at most "
+    f"{100 * TASK_TOLERANCES['max_drop']:g} point absolute (CIDEr-D "
+    f"{TASK_TOLERANCES['cider_d_max_relative_drop']:.0%} relative) or one whose paired "
+    f"{TASK_TOLERANCES['interval']:.0%} bootstrap interval reaches 0 (the intervals: each manifest's parity "
+    "report). Verdict: the export's, over tensor tolerances, the task gate and decode-event F1 (>= "
+    f"{TASK_TOLERANCES['decode_f1']:g}); top-1 label agreement is reported, not gated.")
 
 STREAMING_NOTE = (
     "The edge_vljepa streaming loop over one test stream read into memory first (decoding the video is not "
@@ -108,18 +118,23 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
                          f"{_ms(latency[v.name, method], 90):.2f} | {med / base:.2f} | {vs_ort} | "
                          f"{gflops:.1f} | {100 * gflops / peak:.0f}% | {mem_text} |")
     lines += int8_section(int8, list(shares))
-    lines += ["", "## Quality (from each artifact's parity report)", "",
+    lines += ["", "## Quality (from each artifact's parity report)", "", QUALITY_NOTE, "",
               "| variant | size MB | worst cosine x_encoder / predictor / y_encoder / y_decoder | "
-              "top-1 label agreement | decode-event F1 |", "|---|---|---|---|---|"]
+              "top-1 label agreement | decode-event F1 | task drops " + " / ".join(TASK_SHORT.values())
+              + " | verdict |", "|---|---|---|---|---|---|---|"]
     for v in variants[1:]:
         cos = [worst_cosine(v.parity, [m for m in methods if contract[m].component == c])
                for c in ("x_encoder", "predictor", "y_encoder", "y_decoder")]
         tasks = v.parity.get("tasks", {})
         lab = tasks.get("labels", {}).get("top1_agreement")
         f1 = tasks.get("decode_events", {}).get("f1")
+        gate = tasks.get("task_gate", {})
+        drops = (" / ".join(f"{gate['metrics'][t]['drop']:+.3f}" for t in TASK_SHORT) if "metrics" in gate
+                 else "not run" + (f": {gate['not_run'].split(':')[0]}" if gate.get("not_run") else ""))
         lines.append(f"| {v.name} | {sum(v.sizes.values()) / MB:.2f} | "
                      + " / ".join("-" if c is None else f"{c:.4f}" for c in cos)
-                     + f" | {'-' if lab is None else f'{lab:.1%}'} | {'-' if f1 is None else f'{f1:.2f}'} |")
+                     + f" | {'-' if lab is None else f'{lab:.1%}'} | {'-' if f1 is None else f'{f1:.2f}'} | "
+                     f"{drops} | {v.parity.get('status', '-')} |")
     if not streams:
         components = sorted({contract[m].component for m in methods})
         lines += ["", "## Streaming", "", f"Not run: the artifacts hold {', '.join(components)} only; the "

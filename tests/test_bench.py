@@ -58,6 +58,11 @@ def test_artifacts_report_has_every_section(tiny_fp32_artifact, tiny_onnx_fp32_a
     report = (out / "tiny.md").read_text()
     for section in ("## Per component", "## Quality", "## Streaming", "## Memory over a long run"):
         assert section in report
+    # the quality table's row: the task gate did not run (random weights), the tensor gates passed
+    quality = [line for line in report.splitlines() if line.startswith("| executorch xnnpack fp32 | ")
+               and line.count("|") == 8]
+    assert len(quality) == 1 and "| not run: random weights |" in quality[0]
+    assert quality[0].endswith("| pass |")
     rows = [line for line in report.splitlines() if line.startswith("| executorch xnnpack fp32 | x_encoder")]
     assert len(rows) == 1
     # timed side by side in the same run: ratios to eager fp32 and to ONNX Runtime fp32 are numbers
