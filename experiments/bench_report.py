@@ -164,22 +164,25 @@ def artifacts_report(args, cfg, variants, methods, contract, latency, flops, pea
 
 def plot_variants(path: Path, variants, latency, held: set[str], title: str) -> None:
     """Per-window latency (X-Encoder + Predictor medians, those the artifacts hold) against the size of
-    the benchmarked components, annotated with quality."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    the benchmarked components; the legend gives each variant's export verdict and quality."""
+    fig, ax = plt.subplots(figsize=(10, 4.8), dpi=120)
     per_window = [m for m in ("x_encoder", "predictor") if m in held]
-    for v in variants:
+    markers = "sodv^<>phD*"
+    for k, v in enumerate(variants):
         x = sum(size for c, size in v.sizes.items() if c in held) / MB
         y = sum(_ms(latency[v.name, m]) for m in per_window)
         lab = v.parity.get("tasks", {}).get("labels", {}).get("top1_agreement")
         cos = worst_cosine(v.parity, per_window)
-        quality = ("reference" if v.directory is None else f"top-1 agreement {lab:.0%}" if lab is not None
-                   else f"worst cosine {cos:.4f}" if cos is not None else "parity not run")
-        ax.scatter(x, y, s=60, marker="s" if v.directory is None else "o")
-        ax.annotate(f"{v.name}\n{quality}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
+        quality = ("reference" if v.directory is None
+                   else f"gates {v.parity.get('status', '-')}, top-1 agreement {lab:.0%}" if lab is not None
+                   else f"gates {v.parity.get('status', '-')}, worst cosine {cos:.4f}" if cos is not None
+                   else "parity not run")
+        ax.scatter(x, y, s=60, marker=markers[k % len(markers)], label=f"{v.name}: {quality}")
     ax.set_xlabel(f"size on disk, {' + '.join(sorted(held))} (MB)")
     ax.set_ylabel(f"ms per window ({' + '.join(per_window)}, median)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
