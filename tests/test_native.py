@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_vljepa.streaming import read_events
+from edge_vljepa.streaming import DEFAULT_POLICY, policy_defaults, read_events
 from runtimes.artifact import file_sha256
 from runtimes.stream import main as python_stream
 
@@ -135,6 +135,21 @@ def _manifest(path, edit):
     m = json.loads((path / "manifest.json").read_text())
     edit(m)
     (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_an_artifact_without_decode_defaults_runs_the_default_policy_on_both_sides(native, artifact, video,
+                                                                                   tmp_path, capsys):
+    """The policy an artifact gets when its manifest names none: edge_vljepa's DEFAULT_POLICY in Python,
+    Artifact::default_policy in C++ (runtimes/native/src/artifact.h): one value."""
+    a = _copy(artifact, tmp_path)
+    _manifest(a, lambda m: m.pop("decode_policy_defaults"))
+    header = f"policy    {DEFAULT_POLICY} "
+    r = run_cli(native, "--artifacts", a, "--video", video, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert header in r.stdout
+    assert python_stream(["--artifacts", str(a), "--video", str(video), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert header in out and str(policy_defaults(DEFAULT_POLICY)["threshold"]) in out
 
 
 def _tampered(a):
