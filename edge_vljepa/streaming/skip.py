@@ -75,18 +75,20 @@ class SkipGate:
         the tests above decide."""
         if self.max_skip == 0:
             return False
+        if self.last is not None and wanted is False:  # the policy will not use this window's embedding
+            return self._take_last()
         thumb = thumbnail(frames[-1])
-        if self.last is not None and wanted is False:
-            self.run += 1
-            self.reused += 1
-            return True
         if (self.last is not None and wanted is None and self.run < self.allowed
                 and thumbnail_change(thumb, self.thumb, frames[-1].shape[0]) <= self.pixel):
-            self.run += 1
-            self.reused += 1
-            return True
-        self.pending = thumb
+            return self._take_last()
+        self.pending = thumb  # the thumbnail of the window about to be encoded
         return False
+
+    def _take_last(self) -> bool:
+        """This window reuses the last embedding."""
+        self.run += 1
+        self.reused += 1
+        return True
 
     def encoded(self, embedding: np.ndarray) -> None:
         """Record the embedding (E,) of the window just encoded."""

@@ -62,19 +62,18 @@ double thumbnail_change(const std::vector<int64_t>& a, const std::vector<int64_t
 // Python: SkipGate.reuse (skip.py).
 bool SkipGate::reuse(const cv::Mat& newest, std::optional<bool> wanted) {
   if (p_.max_skip == 0) return false;
+  if (!last_.empty() && wanted == false) return take_last();  // the policy will not use this window's embedding
   std::vector<int64_t> thumb = thumbnail(newest);
-  if (!last_.empty() && wanted == false) {  // the policy will not use this window's embedding
-    ++run_;
-    ++reused_;
-    return true;
-  }
-  if (!last_.empty() && !wanted.has_value() && run_ < allowed_ && thumbnail_change(thumb, thumb_, newest.rows) <= p_.pixel) {
-    ++run_;
-    ++reused_;
-    return true;
-  }
-  pending_ = std::move(thumb);
+  if (!last_.empty() && !wanted.has_value() && run_ < allowed_ && thumbnail_change(thumb, thumb_, newest.rows) <= p_.pixel)
+    return take_last();
+  pending_ = std::move(thumb);  // the thumbnail of the window about to be encoded
   return false;
+}
+
+bool SkipGate::take_last() {
+  ++run_;
+  ++reused_;
+  return true;
 }
 
 void SkipGate::encoded(const std::vector<float>& embedding) {

@@ -41,6 +41,7 @@ class SkipGate {
   int64_t reused() const { return reused_; }
 
  private:
+  bool take_last();  // this window reuses the last embedding
   SkipParams p_;
   int64_t allowed_ = 0, run_ = 0, reused_ = 0;
   std::vector<float> last_;  // the last encoded embedding, unit length (empty before the first)
