@@ -247,15 +247,14 @@ const std::vector<std::string>& param_names(const std::string& name) {
   return online;
 }
 
-std::optional<double> opt_num(const json& p, const std::string& key, std::optional<double> fallback) {
-  if (!p.contains(key)) return fallback;
+// p holds every parameter of its policy (policy_defaults, overridden by the caller's).
+std::optional<double> opt_num(const json& p, const std::string& key) {
   if (p[key].is_null()) return std::nullopt;
   if (!p[key].is_number()) throw Error(EVJ_ERR_INVALID_ARGUMENT, "decode policy parameter " + key + " must be a number");
   return p[key].get<double>();
 }
 
-std::optional<int64_t> opt_int(const json& p, const std::string& key, std::optional<int64_t> fallback, const std::string& policy) {
-  if (!p.contains(key)) return fallback;
+std::optional<int64_t> opt_int(const json& p, const std::string& key, const std::string& policy) {
   if (p[key].is_null()) return std::nullopt;
   if (!p[key].is_number_integer())
     throw Error(EVJ_ERR_INVALID_ARGUMENT, policy + ": " + key + " must be a" + (key == "confirm" ? "n integer >= 1" : " positive integer") + ", got " + p[key].dump());
@@ -275,34 +274,35 @@ json policy_defaults(const std::string& name) {
 }
 
 std::unique_ptr<Policy> make_policy(const std::string& name, const json& params) {
-  policy_defaults(name);  // validates the name
+  json p = policy_defaults(name);  // validates the name; the caller's parameters override these
   if (!params.is_null() && !params.is_object()) throw Error(EVJ_ERR_INVALID_ARGUMENT, "decode policy parameters must be a JSON object");
-  json p = params.is_null() ? json::object() : params;
+  const json given = params.is_null() ? json::object() : params;
   const auto& allowed = param_names(name);
   std::string unknown, list;
-  for (auto& [k, v] : p.items())
+  for (auto& [k, v] : given.items())
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) unknown += (unknown.empty() ? "" : ", ") + k;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
   if (!unknown.empty())
     throw Error(EVJ_ERR_INVALID_ARGUMENT, "decode policy '" + name + "' has no parameter " + unknown + "; its parameters: " + list);
+  p.update(given);
   if (name == "uniform") {
-    auto every = opt_num(p, "every_s", 1.0);
+    auto every = opt_num(p, "every_s");
     require(every.has_value(), "uniform: every_s must be > 0, got None");
     return std::make_unique<Uniform>(*every);
   }
-  if (name == "offline_segments") return std::make_unique<OfflineSegments>(opt_int(p, "n_segments", std::nullopt, name), opt_num(p, "rate_hz", std::nullopt));
+  if (name == "offline_segments") return std::make_unique<OfflineSegments>(opt_int(p, "n_segments", name), opt_num(p, "rate_hz"));
   if (name == "changepoint") {
-    auto threshold = opt_num(p, "threshold", 0.1), settle = opt_num(p, "settle_s", 1.0), min_interval = opt_num(p, "min_interval_s", 0.0);
-    auto lead = opt_num(p, "lead", 0.5), recheck = opt_num(p, "recheck", 0.2);
+    auto threshold = opt_num(p, "threshold"), settle = opt_num(p, "settle_s"), min_interval = opt_num(p, "min_interval_s");
+    auto lead = opt_num(p, "lead"), recheck = opt_num(p, "recheck");
     require(threshold.has_value() && settle.has_value() && min_interval.has_value() && lead.has_value() && recheck.has_value(),
             "changepoint: threshold, settle_s, min_interval_s, lead and recheck must not be None");
-    return std::make_unique<ChangePoint>(*threshold, *settle, *min_interval, opt_num(p, "max_interval_s", std::nullopt), *lead,
+    return std::make_unique<ChangePoint>(*threshold, *settle, *min_interval, opt_num(p, "max_interval_s"), *lead,
                                          *recheck);
   }
-  auto threshold = opt_num(p, "threshold", 0.1), min_interval = opt_num(p, "min_interval_s", 1.0);
-  auto confirm = opt_int(p, "confirm", 2, "online");
+  auto threshold = opt_num(p, "threshold"), min_interval = opt_num(p, "min_interval_s");
+  auto confirm = opt_int(p, "confirm", "online");
   require(threshold.has_value() && min_interval.has_value() && confirm.has_value(), "online: threshold, confirm and min_interval_s must not be None");
-  return std::make_unique<Online>(*threshold, *confirm, *min_interval, opt_num(p, "max_interval_s", std::nullopt));
+  return std::make_unique<Online>(*threshold, *confirm, *min_interval, opt_num(p, "max_interval_s"));
 }
 
 }  // namespace evj
