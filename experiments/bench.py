@@ -52,10 +52,10 @@ from edge_vljepa.data.write import write_video
 from edge_vljepa.models import method_modules
 from edge_vljepa.outputs import OutputError, check_output_dir
 from edge_vljepa.preprocess import component_tokenizer
-from edge_vljepa.streaming import DEFAULT_POLICY, PAPER_RATE_HZ, make_policy, run_stream
+from edge_vljepa.streaming import DEFAULT_POLICY, make_policy, run_stream
 from experiments import int8_limit, rss_probe
 from experiments.bench_gpu import DTYPES, gpu_latency, gpu_report
-from experiments.bench_native import run_native_bench
+from experiments.bench_native import BENCH_POLICIES, run_native_bench
 from experiments.bench_report import artifacts_report, int8_shares, plot_variants
 from experiments.host import cpu_name, set_threads
 from experiments.reports import RUNS, command_line, write_report
@@ -66,10 +66,6 @@ from runtimes.backends.pytorch import PyTorchBackend
 from runtimes.memory import peak_rss_mb, rss_mb
 
 DEFAULT_OUT = RUNS / "bench"
-
-
-BENCH_POLICIES = {"uniform": {"every_s": 1.0}, "offline_segments": {"rate_hz": PAPER_RATE_HZ}, "online": {},
-                  "changepoint": {}}
 
 
 @dataclass

@@ -48,14 +48,8 @@ def plot_curves(results: list[Result], target: float, path: Path, title: str, no
     ax.set_xscale("log")
     ax.set_xticks([0.05, 0.1, 0.2, 0.35, 0.5, 1, 2], labels=["0.05", "0.1", "0.2", "0.35", "0.5", "1", "2"])
     ax.set_xlabel("average decode rate (Hz, log scale)")
-    ax.set_ylabel("CIDEr-D (each annotation vs the nearest decode)")
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_quality_plot(fig, ax, path, title, legend="upper left")
 
 
 def plot_encoder(results: list[Result], path: Path, title: str) -> None:
@@ -77,9 +71,14 @@ def plot_encoder(results: list[Result], path: Path, title: str) -> None:
         ax.annotate("/".join(f"{v:g}" for v in r.skip.values()), (r.encoder_per_min, r.quality), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("X-Encoder calls per minute (o: every window; x: skip max_skip/stable/pixel)")
+    save_quality_plot(fig, ax, path, title, legend="lower right")
+
+
+def save_quality_plot(fig, ax, path: Path, title: str, legend: str) -> None:
+    """What the two quality plots share: the CIDEr-D axis, grid, legend and title; writes and closes."""
     ax.set_ylabel("CIDEr-D (each annotation vs the nearest decode)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc=legend, fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
